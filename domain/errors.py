@@ -1,0 +1,83 @@
+"""Domain errors: one small hierarchy, each with a stable code.
+
+Codes are part of the outside contract (they appear in rejection reports and
+on the `jejak.rejects` topic), so they never change meaning once released.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class FactRejected(DomainError):
+    """The input is not a valid SPEC fact; nothing was recorded."""
+
+    code = "fact_rejected"
+
+
+class InvalidJSON(FactRejected):
+    code = "invalid_json"
+
+
+class NotAnObject(FactRejected):
+    code = "not_an_object"
+
+
+class MissingField(FactRejected):
+    code = "missing_field"
+
+
+class WrongType(FactRejected):
+    code = "wrong_type"
+
+
+class BadFormat(FactRejected):
+    code = "bad_format"
+
+
+class UnknownType(FactRejected):
+    code = "unknown_type"
+
+
+class BadIdentifier(FactRejected):
+    """A `nik` or `kk` that is not exactly 16 ASCII digits."""
+
+    code = "bad_identifier"
+
+
+class NonPositiveAmount(FactRejected):
+    code = "non_positive_amount"
+
+
+class Conflict(FactRejected):
+    """The same fact id was recorded before with different content."""
+
+    code = "conflict"
+
+
+ALL_REJECTION_CODES = tuple(
+    cls.code
+    for cls in (
+        InvalidJSON,
+        NotAnObject,
+        MissingField,
+        WrongType,
+        BadFormat,
+        UnknownType,
+        BadIdentifier,
+        NonPositiveAmount,
+        Conflict,
+    )
+)

@@ -1,0 +1,404 @@
+"""The `jejak` command line (SPEC §2)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import orjson
+import typer
+
+from jejak.settings import Settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="jejak: a tamper-evident accountability ledger for social assistance (bansos).",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+audit_app = typer.Typer(no_args_is_help=True, help="Offline verification for inspectors (no database needed).")
+app.add_typer(audit_app, name="audit")
+
+EXIT_OK, EXIT_TAMPERED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+
+StoreOption = typer.Option(None, "--store", help="Store: SQLite file path or postgresql://… URL [env JEJAK_STORE]")
+
+_global: dict[str, Any] = {"store": None}
+
+
+@app.callback()
+def main_callback(store: Optional[str] = StoreOption) -> None:
+    _global["store"] = store
+
+
+def settings_for(store: str | None) -> Settings:
+    chosen = store or _global["store"]
+    return Settings(store=chosen) if chosen else Settings()
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    typer.echo(f"jejak: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def open_ledger(store: str | None) -> Iterator[Any]:
+    from jejak.ledger import Ledger, LedgerError
+    from jejak.secrets import SecretsError
+    from jejak.store.datastore import StoreError
+    from jejak.store.url import StoreURLError
+
+    try:
+        ledger = Ledger.open(settings_for(store))
+    except (StoreError, StoreURLError, SecretsError, LedgerError) as exc:
+        fail(str(exc), 1)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def write_jsonl(rows: Any) -> None:
+    out = sys.stdout.buffer
+    for row in rows:
+        out.write(orjson.dumps(row))
+        out.write(b"\n")
+    out.flush()
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+# ---------------------------------------------------------------------- ingest
+
+
+def _count_lines(path: Path) -> int | None:
+    try:
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+
+
+@app.command()
+def ingest(
+    file: str = typer.Argument(..., help="JSONL file of SPEC facts, or - for standard input"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Record facts; print a JSON summary; rejections go to stderr as JSON lines."""
+    from jejak.projections.runner import Projector
+
+    if file == "-":
+        source: Any = sys.stdin.buffer
+        total = None
+    else:
+        path = Path(file)
+        if not path.is_file():
+            fail(f"cannot read {file}: no such file", EXIT_USAGE)
+        try:
+            source = path.open("rb")
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc.strerror}", EXIT_USAGE)
+        total = _count_lines(path) if sys.stderr.isatty() else None
+
+    def report(rejection: Any) -> None:
+        sys.stderr.write(orjson.dumps(rejection.to_dict()).decode() + "\n")
+
+    with open_ledger(store) as ledger, progress_bar("ingest", total) as advance:
+        try:
+            summary = ledger.ingest_lines(source, on_rejection=report, on_progress=advance)
+        finally:
+            if source is not sys.stdin.buffer:
+                source.close()
+        Projector(ledger.store).catch_up()
+    sys.stderr.flush()
+    typer.echo(json.dumps(summary.to_dict()))
+    raise typer.Exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
+
+
+# -------------------------------------------------------------------- reports
+
+
+@app.command()
+def balances(
+    kk: Optional[str] = typer.Option(None, "--kk", help="Only this family card (16 digits)"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Balances per (kk, program), JSONL (SPEC §3)."""
+    from jejak.reports import Reports
+
+    with open_ledger(store) as ledger:
+        write_jsonl(Reports(ledger).balances(kk))
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"--as-of must be a date YYYY-MM-DD, got {value!r}")
+    return None
+
+
+@app.command()
+def anomalies(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluate the log as of this date (YYYY-MM-DD)"),
+    rule: Optional[str] = typer.Option(None, "--rule", help="Only this rule"),
+    kk: Optional[str] = typer.Option(None, "--kk", help="Only anomalies touching this family card"),
+    nik: Optional[str] = typer.Option(None, "--nik", help="Only anomalies touching this person"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Anomalies, JSONL (SPEC §4)."""
+    from jejak.reports import Reports
+
+    day = _parse_date(as_of)
+    with open_ledger(store) as ledger:
+        write_jsonl(Reports(ledger).anomalies(day, rule=rule, kk=kk, nik=nik))
+
+
+@app.command()
+def rebuild(store: Optional[str] = StoreOption) -> None:
+    """Drop the read models and replay the whole log into them."""
+    from jejak.projections.runner import Projector
+
+    with open_ledger(store) as ledger:
+        size = ledger.store.log_size()
+        with progress_bar("rebuild", size) as advance:
+            replayed = Projector(ledger.store).rebuild(advance)
+    typer.echo(json.dumps({"replayed": replayed}))
+
+
+# --------------------------------------------------------------- transparency
+
+
+@app.command()
+def verify(store: Optional[str] = StoreOption) -> None:
+    """Check every chain link, every Merkle node, every checkpoint and its signature."""
+    from jejak.audit.errors import VerificationError
+    from jejak.transparency import Transparency
+
+    with open_ledger(store) as ledger:
+        size = ledger.store.log_size()
+        try:
+            with progress_bar("verify", size) as advance:
+                result = Transparency(ledger.store, ledger.settings).verify(advance)
+        except VerificationError as exc:
+            typer.echo(json.dumps({"intact": False, "index": exc.index, "error": str(exc)}))
+            typer.echo(f"jejak: TAMPERED at log index {exc.index}: {exc}", err=True)
+            raise typer.Exit(EXIT_TAMPERED)
+        except FileNotFoundError as exc:
+            fail(str(exc), EXIT_TAMPERED)
+    typer.echo(json.dumps(result))
+
+
+@app.command()
+def checkpoint(store: Optional[str] = StoreOption) -> None:
+    """Sign, record and print the current checkpoint (C2SP tlog-checkpoint signed note)."""
+    from jejak.transparency import Transparency
+
+    with open_ledger(store) as ledger:
+        cp = Transparency(ledger.store, ledger.settings).issue_checkpoint()
+    sys.stdout.write(cp.note)
+
+
+@app.command()
+def key(
+    all_keys: bool = typer.Option(False, "--all", help="List every verifier key, oldest first"),
+    rotate: bool = typer.Option(False, "--rotate", help="Create a new signing key; old checkpoints stay verifiable"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Print the checkpoint verifier key (C2SP signed-note verifier key)."""
+    from jejak.transparency import keyring_path, load_keyring
+
+    settings = settings_for(store)
+    if rotate:
+        path = keyring_path(settings)
+        if path.exists():
+            ring = load_keyring(settings)
+            ring.rotate(settings.key_name)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            from jejak.audit.keys import KeyRing
+
+            KeyRing.load_or_create(path, settings.key_name)
+    try:
+        ring = load_keyring(settings)
+    except FileNotFoundError as exc:
+        fail(str(exc), 1)
+    if all_keys:
+        for text in ring.verifier_key_texts():
+            typer.echo(text)
+    else:
+        typer.echo(ring.current_signer().verifier_key_text())
+
+
+@app.command()
+def prove(
+    index: int = typer.Argument(..., help="0-based log index"),
+    size: Optional[int] = typer.Option(None, "--size", help="Tree size (default: the current log size)"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """RFC 9162 inclusion proof of one log entry, JSON."""
+    from jejak.transparency import ProofRequestError, Transparency
+
+    with open_ledger(store) as ledger:
+        try:
+            proof = Transparency(ledger.store, ledger.settings).prove(index, size)
+        except ProofRequestError as exc:
+            fail(str(exc))
+    typer.echo(json.dumps(proof))
+
+
+@app.command()
+def consistency(
+    old_size: int = typer.Argument(..., help="Size of the older tree"),
+    new_size: Optional[int] = typer.Argument(None, help="Size of the newer tree (default: current)"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """RFC 9162 consistency proof between two tree sizes, JSON."""
+    from jejak.transparency import ProofRequestError, Transparency
+
+    with open_ledger(store) as ledger:
+        try:
+            proof = Transparency(ledger.store, ledger.settings).consistency(old_size, new_size)
+        except ProofRequestError as exc:
+            fail(str(exc))
+    typer.echo(json.dumps(proof))
+
+
+@app.command()
+def export(
+    public: bool = typer.Option(False, "--public", help="Tokens instead of personal data (for publication)"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Every log entry in order: {index, leaf (base64 of the hashed bytes), fact, chain}."""
+    from jejak.ledger import LedgerError
+
+    with open_ledger(store) as ledger:
+        try:
+            write_jsonl(ledger.export(public=public))
+        except LedgerError as exc:
+            fail(str(exc), 1)
+
+
+# -------------------------------------------------------------------- offline
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {what} {path}: {exc.strerror}")
+    return ""
+
+
+def _read_keys(path: str) -> list[str]:
+    return [line.strip() for line in _read_text(path, "key file").splitlines() if line.strip()]
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    export_file: str = typer.Argument(..., help="Output of `jejak export`"),
+    checkpoint_file: str = typer.Option(..., "--checkpoint", help="Signed checkpoint note"),
+    key_file: str = typer.Option(..., "--key", help="File with verifier key line(s)"),
+) -> None:
+    """Recompute chain and Merkle root from an export and check the signed checkpoint."""
+    from jejak.audit.errors import VerificationError
+    from jejak.audit.offline import verify_export
+
+    note = _read_text(checkpoint_file, "checkpoint")
+    keys = _read_keys(key_file)
+    try:
+        with open(export_file, "rb") as lines:
+            cp = verify_export(lines, note, keys)
+    except OSError as exc:
+        fail(f"cannot read export {export_file}: {exc.strerror}")
+    except VerificationError as exc:
+        typer.echo(json.dumps({"intact": False, "index": exc.index, "error": str(exc)}))
+        raise typer.Exit(EXIT_TAMPERED)
+    typer.echo(json.dumps({"intact": True, "origin": cp.origin, "size": cp.size, "root": cp.root.hex()}))
+
+
+@audit_app.command("verify-proof")
+def audit_verify_proof(
+    proof_file: str = typer.Argument(..., help="Output of `jejak prove`"),
+    checkpoint_file: str = typer.Option(..., "--checkpoint"),
+    key_file: str = typer.Option(..., "--key"),
+) -> None:
+    """Check one inclusion proof against a signed checkpoint."""
+    from jejak.audit.errors import VerificationError
+    from jejak.audit.offline import verify_inclusion_file
+
+    proof = json.loads(_read_text(proof_file, "proof"))
+    try:
+        verify_inclusion_file(proof, _read_text(checkpoint_file, "checkpoint"), _read_keys(key_file))
+    except VerificationError as exc:
+        typer.echo(json.dumps({"valid": False, "error": str(exc)}))
+        raise typer.Exit(EXIT_TAMPERED)
+    typer.echo(json.dumps({"valid": True, "index": proof["index"], "size": proof["size"]}))
+
+
+@audit_app.command("verify-consistency")
+def audit_verify_consistency(
+    proof_file: str = typer.Argument(..., help="Output of `jejak consistency`"),
+    old_checkpoint: str = typer.Option(..., "--old"),
+    new_checkpoint: str = typer.Option(..., "--new"),
+    key_file: str = typer.Option(..., "--key"),
+) -> None:
+    """Prove that the newer checkpoint's log extends the older one's without rewriting it."""
+    from jejak.audit.errors import VerificationError
+    from jejak.audit.offline import verify_consistency_file
+
+    proof = json.loads(_read_text(proof_file, "proof"))
+    try:
+        verify_consistency_file(
+            proof, _read_text(old_checkpoint, "checkpoint"), _read_text(new_checkpoint, "checkpoint"), _read_keys(key_file)
+        )
+    except VerificationError as exc:
+        typer.echo(json.dumps({"consistent": False, "error": str(exc)}))
+        raise typer.Exit(EXIT_TAMPERED)
+    typer.echo(json.dumps({"consistent": True, "size1": proof["size1"], "size2": proof["size2"]}))
+
+
+# ------------------------------------------------------------------- generate
+
+
+@app.command()
+def generate(
+    families: int = typer.Option(1000, "--families", min=1, help="Number of families (KPM)"),
+    seed: int = typer.Option(1, "--seed", help="Random seed (same seed, same bytes)"),
+    plant: bool = typer.Option(False, "--plant", help="Plant irregularities of every anomaly rule"),
+    out: str = typer.Option("-", "--out", "-o", help="Output JSONL file (default: standard output)"),
+    expected: Optional[str] = typer.Option(None, "--expected", help="With --plant: write the expected anomalies here"),
+) -> None:
+    """Write realistic SPEC facts for one kota (for the demo and benchmarks)."""
+    from jejak.generate import write_files
+
+    write_files(families=families, seed=seed, out_path=out, plant=plant, expected_path=expected)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

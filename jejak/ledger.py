@@ -1,0 +1,285 @@
+"""The ledger application: validate, protect, record, read back.
+
+This is the one place where the domain (fact validation, events), the vault
+(tokens and sealed personal data) and the store (chained recorder) meet.
+Every entry point — `jejak ingest`, the Kafka consumer, the HTTP API — records
+through `Ledger.record` / `Ledger.ingest_lines`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import orjson
+
+from jejak.domain.errors import Conflict, FactRejected, InvalidJSON
+from jejak.domain.facts import KNOWN_FIELDS, PERSONAL_FIELDS, Fact, check_fact, readable_id
+from jejak.domain.nik import nik_is_possible
+from jejak.secrets import load_master_secrets
+from jejak.settings import Settings
+from jejak.store.datastore import Store
+from jejak.store.leaf import decode_leaf
+from jejak.store.mapper import LeafMapper, new_fact_event
+from jejak.store.recorders import ACCEPTED, CONFLICT, DUPLICATE, PreparedFact
+from jejak.store.vault import Sealer, Tokenizer, is_token
+
+
+class LedgerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # "accepted" | "duplicate" | "rejected"
+    fact_id: str | None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    index: int
+    fact: dict[str, Any]
+    chain: str
+
+
+@dataclass
+class Rejection:
+    line: int
+    id: str | None
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "id": self.id, "error": f"{self.code}: {self.message}", "code": self.code}
+
+
+@dataclass
+class IngestSummary:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+def parse_json_line(raw: bytes | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"line is not valid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+class Ledger:
+    def __init__(self, settings: Settings, store: Store, tokenizer: Tokenizer, sealer: Sealer) -> None:
+        self.settings = settings
+        self.store = store
+        self.tokenizer = tokenizer
+        self.sealer = sealer
+        self.mapper = LeafMapper()
+        self._reveal_cache: dict[str, str | None] = {}
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> "Ledger":
+        settings = settings or Settings()
+        secrets = load_master_secrets(settings)
+        store = Store.open(settings.store)
+        tokenizer, sealer = Tokenizer(secrets.pseudonym_key), Sealer(secrets.kek)
+        for key, value in (("pseudonym_key", tokenizer.fingerprint()), ("kek", sealer.fingerprint())):
+            stored = store.set_meta_once(f"fingerprint.{key}", value)
+            if stored != value:
+                store.close()
+                raise LedgerError(
+                    f"the {key.replace('_', ' ')} does not belong to this store "
+                    f"(fingerprint {value}, store expects {stored}); use the keys this store was created with"
+                )
+        return cls(settings, store, tokenizer, sealer)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- protect
+    def protect(self, fact: Fact) -> PreparedFact:
+        """Replace personal fields by tokens; collect what the vault must seal."""
+        body = fact.body
+        known = KNOWN_FIELDS[fact.type]
+        protected: dict[str, Any] = {}
+        subjects: list[tuple[str, str, str]] = []
+        for name, value in body.items():
+            if name in PERSONAL_FIELDS and isinstance(value, str):
+                kind = name if name in ("nik", "kk") else "text"
+                token = self.tokenizer.token(kind, value)
+                subjects.append((token, kind, value))
+                protected[name] = token
+            elif name not in known:
+                text = orjson.dumps(value).decode()
+                token = self.tokenizer.token("extra", text)
+                subjects.append((token, "extra", text))
+                protected[name] = token
+            else:
+                protected[name] = value
+        derived: dict[str, Any] = {}
+        if fact.type == "disbursement.ordered":
+            derived["nik_possible"] = nik_is_possible(body["nik"])
+        event = new_fact_event(protected, derived, fact.at)
+        return PreparedFact(fact.id, self.mapper.to_stored_event(event), tuple(subjects))
+
+    # ----------------------------------------------------------------- record
+    def record(self, items: Sequence[bytes | str | dict[str, Any]]) -> list[Outcome]:
+        """Validate and record items in one transaction; one outcome per item."""
+        outcomes: list[Outcome | None] = [None] * len(items)
+        prepared: list[PreparedFact] = []
+        slots: list[int] = []
+        for i, item in enumerate(items):
+            obj: Any = None
+            try:
+                obj = item if isinstance(item, dict) else parse_json_line(item)
+                prepared.append(self.protect(check_fact(obj)))
+                slots.append(i)
+            except FactRejected as exc:
+                outcomes[i] = Outcome("rejected", readable_id(obj), exc.code, exc.message)
+        if prepared:
+            statuses = self.store.recorder.record_facts(prepared, self.sealer)
+            for slot, p, status in zip(slots, prepared, statuses):
+                if status == CONFLICT:
+                    outcomes[slot] = Outcome(
+                        "rejected", p.fact_id, Conflict.code,
+                        f"fact id {p.fact_id!r} was recorded before with different content; the first version stays",
+                    )
+                else:
+                    outcomes[slot] = Outcome(status, p.fact_id)
+        return [o for o in outcomes if o is not None]
+
+    def ingest_lines(
+        self,
+        lines: Iterable[bytes],
+        *,
+        on_rejection: Callable[[Rejection], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> IngestSummary:
+        """Stream lines (1-based numbering, blank lines skipped) in batches."""
+        summary = IngestSummary()
+        batch: list[bytes] = []
+        numbers: list[int] = []
+
+        def flush() -> None:
+            for number, outcome in zip(numbers, self.record(batch)):
+                if outcome.status == ACCEPTED:
+                    summary.accepted += 1
+                elif outcome.status == DUPLICATE:
+                    summary.duplicates += 1
+                else:
+                    summary.rejected += 1
+                    rejection = Rejection(number, outcome.fact_id, outcome.code or "rejected", outcome.message or "")
+                    if on_rejection:
+                        on_rejection(rejection)
+                    else:
+                        summary.rejections.append(rejection)
+            if on_progress:
+                on_progress(len(batch))
+            batch.clear()
+            numbers.clear()
+
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            batch.append(raw)
+            numbers.append(number)
+            if len(batch) >= self.settings.batch_size:
+                flush()
+        if batch:
+            flush()
+        return summary
+
+    # ------------------------------------------------------------------ reveal
+    def reveal(self, token: str) -> str | None:
+        """The clear value behind a token, or None once erased."""
+        if token in self._reveal_cache:
+            return self._reveal_cache[token]
+        row = self.store.query_one(
+            "SELECT sealed_dek, sealed_value FROM jejak_subjects WHERE token = ?", (token,)
+        )
+        value = None
+        if row is not None and row["sealed_dek"] is not None:
+            value = self.sealer.open(token, bytes(row["sealed_dek"]), bytes(row["sealed_value"]))
+        self._reveal_cache[token] = value
+        return value
+
+    def preload_reveals(self) -> None:
+        """Open every live subject at once (for whole-store operator outputs)."""
+        for row in self.store.query(
+            "SELECT token, sealed_dek, sealed_value FROM jejak_subjects WHERE sealed_dek IS NOT NULL"
+        ):
+            self._reveal_cache[row["token"]] = self.sealer.open(
+                row["token"], bytes(row["sealed_dek"]), bytes(row["sealed_value"])
+            )
+
+    def reveal_value(self, value: Any) -> Any:
+        if not is_token(value):
+            return value
+        clear = self.reveal(value)
+        return value if clear is None else clear
+
+    def reveal_fact(self, protected: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in protected.items():
+            if is_token(value):
+                clear = self.reveal(value)
+                if clear is None:
+                    out[name] = value  # erased: the token is all that is left
+                elif name in PERSONAL_FIELDS:
+                    out[name] = clear
+                else:
+                    out[name] = orjson.loads(clear)
+            else:
+                out[name] = value
+        return out
+
+    def tokens_for(self, value: str, kinds: Sequence[str] = ("nik", "kk")) -> list[str]:
+        return [self.tokenizer.token(kind, value) for kind in kinds]
+
+    # -------------------------------------------------------------------- read
+    def read_entries(self, start: int, limit: int, *, reveal: bool = True) -> list[Entry]:
+        entries = []
+        for index, _fact_id, chain, leaf, _topic in self.store.read_log(start, start + limit):
+            if leaf is None:
+                continue
+            fact, _derived = decode_leaf(leaf)
+            entries.append(Entry(index, self.reveal_fact(fact) if reveal else fact, chain.hex()))
+        return entries
+
+    def get_position(self, name: str) -> int:
+        return self.store.get_position(name)
+
+    def set_position(self, name: str, position: int) -> None:
+        self.store.set_position(name, position)
+
+    def export(self, *, public: bool = False) -> Iterator[dict[str, Any]]:
+        import base64
+
+        if not public:
+            self.preload_reveals()
+        for index, _fact_id, chain, leaf, _topic in self.store.iter_log():
+            if leaf is None:
+                raise LedgerError(f"log entry {index} has no stored event; run `jejak verify`")
+            fact, _derived = decode_leaf(leaf)
+            yield {
+                "index": index,
+                "leaf": base64.b64encode(leaf).decode("ascii"),
+                "fact": fact if public else self.reveal_fact(fact),
+                "chain": chain.hex(),
+            }
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)

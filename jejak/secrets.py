@@ -1,0 +1,74 @@
+"""Master secrets: the pseudonym key and the key-encryption key.
+
+They never live in the store. Sources, in order: settings (`JEJAK_PSEUDONYM_KEY`,
+`JEJAK_KEK`, hex), else files in the keys directory (`pseudonym.key`,
+`kek.key`, raw 32 bytes, mode 0600). In the `dev` profile missing files are
+created; in `prod` a missing secret is an error that says what to provide.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from jejak.settings import Settings
+
+
+class SecretsError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class MasterSecrets:
+    pseudonym_key: bytes
+    kek: bytes
+
+    def __repr__(self) -> str:  # never print secrets
+        return "MasterSecrets(<hidden>)"
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _from_hex(name: str, value: str) -> bytes:
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        raise SecretsError(f"{name} must be 64 hex characters (32 bytes)") from None
+    if len(data) != 32:
+        raise SecretsError(f"{name} must be 32 bytes, got {len(data)}")
+    return data
+
+
+def _load_or_create(settings: Settings, env_name: str, value: str | None, filename: str) -> bytes:
+    if value:
+        return _from_hex(env_name, value)
+    path = settings.resolved_keys_dir() / filename
+    if path.exists():
+        data = path.read_bytes()
+        if len(data) != 32:
+            raise SecretsError(f"secret file {path} is damaged: expected 32 bytes, got {len(data)}")
+        return data
+    if settings.profile != "dev":
+        raise SecretsError(
+            f"missing secret: set {env_name} (64 hex characters) or place a 32-byte file at {path} "
+            f"(the prod profile never creates secrets)"
+        )
+    data = os.urandom(32)
+    try:
+        write_secret_file(path, data)
+    except FileExistsError:  # another process created it first
+        return path.read_bytes()
+    return data
+
+
+def load_master_secrets(settings: Settings) -> MasterSecrets:
+    return MasterSecrets(
+        pseudonym_key=_load_or_create(settings, "JEJAK_PSEUDONYM_KEY", settings.pseudonym_key, "pseudonym.key"),
+        kek=_load_or_create(settings, "JEJAK_KEK", settings.kek, "kek.key"),
+    )

@@ -1,0 +1,47 @@
+"""All configuration in one place (environment variables `JEJAK_*`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = "./jejak.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JEJAK_", extra="ignore")
+
+    #: `./jejak.db`, `sqlite:///path`, or `postgresql://user@host:port/db`.
+    store: str = DEFAULT_STORE
+    #: `dev` creates missing secrets on first use; `prod` refuses to start without them.
+    profile: Literal["dev", "prod"] = "dev"
+    #: Directory holding the master secrets and the checkpoint signing keys.
+    #: Default: beside an SQLite store (`<file>.keys`), else `./jejak-keys`.
+    keys_dir: Path | None = None
+    #: Alternatively the two master secrets themselves (hex, 32 bytes each).
+    pseudonym_key: str | None = Field(default=None, repr=False)
+    kek: str | None = Field(default=None, repr=False)
+    #: Checkpoint origin line (C2SP tlog-checkpoint): identifies this log.
+    origin: str = "jejak.local/bansos"
+    #: Name of the checkpoint signing key.
+    key_name: str = "jejak.local/bansos"
+
+    # Anomaly thresholds (SPEC §4 defaults).
+    companion_families: int = 5
+    unclaimed_days: int = 90
+
+    # Ingest batching: facts per transaction.
+    batch_size: int = 2000
+
+    def resolved_keys_dir(self) -> Path:
+        if self.keys_dir is not None:
+            return self.keys_dir
+        from jejak.store.url import parse_store_url
+
+        url = parse_store_url(self.store)
+        if url.kind == "sqlite" and url.path != ":memory:":
+            return Path(url.path + ".keys")
+        return Path("./jejak-keys")

@@ -1,0 +1,272 @@
+"""Checkpoints, proofs and whole-store verification on top of the store.
+
+The Merkle and signed-note mathematics live in `jejak.audit` (pure, offline);
+this module feeds them from the store and records issued checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from jejak.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from jejak.audit.errors import (
+    ChainBroken,
+    InconsistentCheckpoints,
+    InvalidProof,
+    RootMismatch,
+    VerificationError,
+)
+from jejak.audit.keys import KeyRing
+from jejak.audit.merkle import (
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root_at,
+    verify_consistency,
+)
+from jejak.settings import Settings
+from jejak.store.datastore import Store
+from jejak.store.recorders import ZERO_CHAIN, chain_next
+
+KEYRING_FILE = "checkpoint-keys.json"
+
+
+class ProofRequestError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    seq: int
+    size: int
+    root: bytes
+    note: str
+    key_id: str
+    created: str
+
+
+def keyring_path(settings: Settings):
+    return settings.resolved_keys_dir() / KEYRING_FILE
+
+
+def load_keyring(settings: Settings, *, create: bool = True) -> KeyRing:
+    path = keyring_path(settings)
+    if path.exists():
+        return KeyRing.load(path)
+    if not create or settings.profile != "dev":
+        raise FileNotFoundError(
+            f"no checkpoint signing key at {path}: create one with `jejak key --rotate` "
+            f"(the prod profile never creates keys implicitly)"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return KeyRing.load_or_create(path, settings.key_name)
+
+
+class Transparency:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    # -------------------------------------------------------------- checkpoints
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        rows = self.store.query("SELECT seq, size, root, note, key_id, created FROM jejak_checkpoints ORDER BY seq")
+        return [StoredCheckpoint(r["seq"], r["size"], bytes(r["root"]), r["note"], r["key_id"], r["created"]) for r in rows]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        cps = self.checkpoints()
+        return cps[-1] if cps else None
+
+    def root(self, size: int) -> bytes:
+        return root_at(size, self.store.node_reader())
+
+    def issue_checkpoint(self) -> StoredCheckpoint:
+        """Sign the current tree head and record it (same head + key → same note)."""
+        keyring = load_keyring(self.settings)
+        signer = keyring.current_signer()
+        with self.store.transaction(commit=True) as cursor:
+            self.store.recorder.take_write_lock(cursor)  # a stable head while signing
+            size, _chain = self.store.recorder.read_head(cursor)
+            root = root_at(size, _CursorReader(self.store, cursor))
+            note = sign_checkpoint(Checkpoint(self.settings.origin, size, root), signer)
+            key_id = signer.verifier_key_text().split("+")[1]
+            self.store.execute(cursor, "SELECT seq, size, root, note, key_id, created FROM jejak_checkpoints ORDER BY seq DESC LIMIT 1")
+            last = cursor.fetchone()
+            if last is not None and last["note"] == note:
+                return StoredCheckpoint(last["seq"], last["size"], bytes(last["root"]), last["note"], last["key_id"], last["created"])
+            seq = 0 if last is None else last["seq"] + 1
+            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self.store.execute(
+                cursor,
+                "INSERT INTO jejak_checkpoints (seq, size, root, note, key_id, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (seq, size, root, note, key_id, created),
+            )
+            return StoredCheckpoint(seq, size, root, note, key_id, created)
+
+    # ------------------------------------------------------------------- proofs
+    def _check_size(self, size: int | None) -> int:
+        log_size = self.store.log_size()
+        if size is None:
+            return log_size
+        if not 1 <= size <= log_size:
+            raise ProofRequestError(f"size must be between 1 and the log size {log_size}, got {size}")
+        return size
+
+    def prove(self, index: int, size: int | None = None) -> dict[str, Any]:
+        size = self._check_size(size)
+        if not 0 <= index < size:
+            raise ProofRequestError(f"index must be between 0 and {size - 1} for a tree of size {size}, got {index}")
+        reader = self.store.node_reader()
+        nodes = reader.get_nodes([(0, index)])
+        if (0, index) not in nodes:
+            raise ProofRequestError(f"leaf hash {index} is missing from the store; run `jejak verify`")
+        return {
+            "index": index,
+            "size": size,
+            "leaf_hash": nodes[(0, index)].hex(),
+            "proof": [h.hex() for h in inclusion_proof(index, size, reader)],
+            "root": root_at(size, reader).hex(),
+        }
+
+    def consistency(self, size1: int, size2: int | None = None) -> dict[str, Any]:
+        size2 = self._check_size(size2)
+        if not 1 <= size1 <= size2:
+            raise ProofRequestError(f"old size must be between 1 and {size2}, got {size1}")
+        reader = self.store.node_reader()
+        return {
+            "size1": size1,
+            "size2": size2,
+            "proof": [h.hex() for h in consistency_proof(size1, size2, reader)],
+            "root1": root_at(size1, reader).hex(),
+            "root2": root_at(size2, reader).hex(),
+        }
+
+    # ------------------------------------------------------------------- verify
+    def verify(self, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Check everything; return a summary or raise VerificationError (index set when known)."""
+        size, head_chain = self.store.head()
+        levels = self._verify_chain(size, head_chain, progress)
+        self._verify_tree(levels)
+        checked = self._verify_checkpoints(levels, size)
+        return {"intact": True, "size": size, "checkpoints": checked}
+
+    def _verify_chain(self, size: int, head_chain: bytes, progress: Callable[[int], None] | None) -> list[bytearray]:
+        chain = ZERO_CHAIN
+        leaf_hashes = bytearray()
+        expected = 0
+        for index, fact_id, stored_chain, leaf, _topic in self.store.iter_log(0, size):
+            if index != expected:
+                raise ChainBroken(f"log entry {expected} is missing (next stored entry is {index})", index=expected)
+            if leaf is None:
+                raise ChainBroken(f"log entry {index} ({fact_id}): its stored event is missing", index=index)
+            chain = chain_next(chain, leaf)
+            if chain != stored_chain:
+                raise ChainBroken.expected(f"log entry {index} ({fact_id}) chain hash", chain, stored_chain, index=index)
+            leaf_hashes += leaf_hash(leaf)
+            expected += 1
+            if progress and expected % 10000 == 0:
+                progress(10000)
+        if expected != size:
+            raise ChainBroken(f"log entry {expected} is missing (head says size {size})", index=expected)
+        if size and chain != head_chain:
+            raise ChainBroken.expected("log head chain hash", chain, head_chain, index=size - 1)
+        extra = self.store.count_events() - size
+        if extra > 0:
+            raise ChainBroken(f"{extra} stored event(s) are not in the log (inserted outside the ledger)", index=size)
+        rows = self.store.count_log_rows()
+        if rows != size:
+            raise ChainBroken(f"log has {rows} rows but head says size {size}", index=min(rows, size))
+        if progress:
+            progress(size % 10000)
+        return _levels_from_leaf_hashes(bytes(leaf_hashes))
+
+    def _verify_tree(self, levels: list[bytearray]) -> None:
+        for level, hashes in enumerate(levels):
+            count = len(hashes) // 32
+            batch = 20000
+            for start in range(0, count, batch):
+                stop = min(count, start + batch)
+                rows = self.store.query(
+                    "SELECT idx, hash FROM jejak_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+                    (level, start, stop),
+                )
+                stored = {r["idx"]: bytes(r["hash"]) for r in rows}
+                for idx in range(start, stop):
+                    want = bytes(hashes[idx * 32 : idx * 32 + 32])
+                    got = stored.get(idx)
+                    if got != want:
+                        raise RootMismatch.expected(
+                            f"Merkle node (level {level}, index {idx})", want, got or b"", index=idx << level
+                        )
+            extra = self.store.query_one(
+                "SELECT MIN(idx) AS idx FROM jejak_nodes WHERE level = ? AND idx >= ?", (level, count)
+            )
+            if extra is not None and extra["idx"] is not None:
+                raise RootMismatch(f"Merkle node (level {level}, index {extra['idx']}) beyond the log", index=extra["idx"] << level)
+
+    def _verify_checkpoints(self, levels: list[bytearray], size: int) -> int:
+        cps = self.checkpoints()
+        if not cps:
+            return 0
+        keyring = load_keyring(self.settings, create=False)
+        reader = _LevelsReader(levels)
+        previous: Checkpoint | None = None
+        for stored in cps:
+            try:
+                cp = verify_checkpoint(stored.note, keyring.verifiers(), expected_origin=self.settings.origin)
+            except VerificationError as exc:
+                raise type(exc)(f"checkpoint #{stored.seq}: {exc}", index=None) from None
+            if cp.size != stored.size or cp.root != stored.root:
+                raise RootMismatch(f"checkpoint #{stored.seq}: stored size/root differ from its signed note")
+            if cp.size > size:
+                raise RootMismatch.expected(f"checkpoint #{stored.seq} size (at most the log size)", size, cp.size, index=size)
+            root = root_at(cp.size, reader) if cp.size else hashlib.sha256(b"").digest()
+            if root != cp.root:
+                raise RootMismatch.expected(
+                    f"checkpoint #{stored.seq} root over the first {cp.size} entries", cp.root, root,
+                    index=max(cp.size - 1, 0),
+                )
+            if previous is not None and previous.size:
+                if previous.size > cp.size:
+                    raise InconsistentCheckpoints.expected(f"checkpoint #{stored.seq} size (non-decreasing)", f">= {previous.size}", cp.size)
+                proof = consistency_proof(previous.size, cp.size, reader)
+                try:
+                    verify_consistency(previous.size, cp.size, proof, previous.root, cp.root)
+                except InvalidProof as exc:
+                    raise InconsistentCheckpoints(f"checkpoint #{stored.seq} does not extend the previous one: {exc}") from None
+            previous = cp
+        return len(cps)
+
+
+def _levels_from_leaf_hashes(leaf_hashes: bytes) -> list[bytearray]:
+    levels = [bytearray(leaf_hashes)]
+    while len(levels[-1]) >= 64:
+        below = levels[-1]
+        above = bytearray()
+        for i in range(0, len(below) // 64 * 64, 64):
+            above += node_hash(bytes(below[i : i + 32]), bytes(below[i + 32 : i + 64]))
+        levels.append(above)
+    return levels
+
+
+class _LevelsReader:
+    def __init__(self, levels: list[bytearray]) -> None:
+        self.levels = levels
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        out = {}
+        for level, idx in keys:
+            if level < len(self.levels) and (idx + 1) * 32 <= len(self.levels[level]):
+                out[(level, idx)] = bytes(self.levels[level][idx * 32 : idx * 32 + 32])
+        return out
+
+
+class _CursorReader:
+    def __init__(self, store: Store, cursor: Any) -> None:
+        self.store, self.cursor = store, cursor
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return self.store.recorder.read_nodes(self.cursor, keys)

@@ -1,0 +1,183 @@
+"""Read models kept from the log, each with its own tracked position.
+
+One class per read model. `apply` writes a batch of log entries' rows and the
+model's position in the *same* transaction, so a crash never double-counts or
+skips: on restart the model resumes from its committed position. Rebuild =
+delete the rows, reset the position, replay from index 0.
+
+All rows hold tokens, never clear personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import orjson
+
+from jejak.store.datastore import Store
+
+
+class LogRecord:
+    """One decoded log entry as projections see it."""
+
+    __slots__ = ("index", "fact", "derived")
+
+    def __init__(self, index: int, fact: dict[str, Any], derived: dict[str, Any]) -> None:
+        self.index = index
+        self.fact = fact
+        self.derived = derived
+
+
+class ReadModel:
+    name: str = ""
+    tables: tuple[str, ...] = ()
+
+    def create_statements(self, store: Store) -> list[str]:
+        raise NotImplementedError
+
+    def apply(self, store: Store, cursor: Any, records: Sequence[LogRecord]) -> None:
+        raise NotImplementedError
+
+    @property
+    def position_name(self) -> str:
+        return f"projection.{self.name}"
+
+    def reset(self, store: Store, cursor: Any) -> None:
+        for table in self.tables:
+            store.execute(cursor, f"DELETE FROM {table}")
+        store.set_position_in(cursor, self.position_name, 0)
+
+
+class FactIndex(ReadModel):
+    """Every fact in typed, indexed form: the input of the anomaly rules and of
+    the audit trails (by family, by person, by referenced order)."""
+
+    name = "facts"
+    tables = ("p_facts",)
+
+    def create_statements(self, store: Store) -> list[str]:
+        blob = store.recorder.BLOB
+        big = store.recorder.BIGINT
+        return [
+            f"CREATE TABLE IF NOT EXISTS p_facts (idx {big} PRIMARY KEY, fact_id TEXT NOT NULL, type TEXT NOT NULL, "
+            f"day TEXT NOT NULL, kk TEXT, nik TEXT, ref TEXT, program TEXT, region TEXT, body {blob} NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS p_facts_kk ON p_facts (kk)",
+            "CREATE INDEX IF NOT EXISTS p_facts_nik ON p_facts (nik)",
+            "CREATE INDEX IF NOT EXISTS p_facts_ref ON p_facts (ref)",
+            "CREATE INDEX IF NOT EXISTS p_facts_fact_id ON p_facts (fact_id)",
+        ]
+
+    def apply(self, store: Store, cursor: Any, records: Sequence[LogRecord]) -> None:
+        rows = []
+        for r in records:
+            f = r.fact
+            body = dict(f)
+            body.update(r.derived)
+            rows.append(
+                (
+                    r.index, f["id"], f["type"], f["at"][:10], f.get("kk"), f.get("nik"),
+                    f.get("disbursement"), f.get("program"), f.get("region"), orjson.dumps(body),
+                )
+            )
+        store.recorder.bulk_insert(
+            cursor, "p_facts",
+            ("idx", "fact_id", "type", "day", "kk", "nik", "ref", "program", "region", "body"), rows,
+        )
+
+
+class Balances(ReadModel):
+    """Per order: who (kk, program) and how much ordered; per referenced order id:
+    running sums of credited settlements, pickups and returns. Facts may arrive
+    before their order; the join at read time attributes them once it exists."""
+
+    name = "balances"
+    tables = ("p_orders", "p_order_totals")
+
+    def create_statements(self, store: Store) -> list[str]:
+        big = store.recorder.BIGINT
+        return [
+            f"CREATE TABLE IF NOT EXISTS p_orders (order_id TEXT PRIMARY KEY, kk TEXT NOT NULL, "
+            f"program TEXT NOT NULL, amount {big} NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS p_orders_kk ON p_orders (kk, program)",
+            f"CREATE TABLE IF NOT EXISTS p_order_totals (order_id TEXT PRIMARY KEY, credited {big} NOT NULL, "
+            f"picked_up {big} NOT NULL, returned {big} NOT NULL)",
+        ]
+
+    def apply(self, store: Store, cursor: Any, records: Sequence[LogRecord]) -> None:
+        orders = []
+        totals: dict[str, list[int]] = {}
+        for r in records:
+            f = r.fact
+            t = f["type"]
+            if t == "disbursement.ordered":
+                orders.append((f["id"], f["kk"], f["program"], f["amount"]))
+                continue
+            if t == "disbursement.settled":
+                if f["status"] != "credited":
+                    continue
+                slot = 0
+            elif t == "pickup.recorded":
+                slot = 1
+            elif t == "funds.returned":
+                slot = 2
+            else:
+                continue
+            sums = totals.setdefault(f["disbursement"], [0, 0, 0])
+            sums[slot] += f["amount"]
+        if orders:
+            store.recorder.bulk_insert(cursor, "p_orders", ("order_id", "kk", "program", "amount"), orders)
+        if totals:
+            cursor.executemany(
+                store.sql(
+                    "INSERT INTO p_order_totals (order_id, credited, picked_up, returned) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (order_id) DO UPDATE SET credited = p_order_totals.credited + excluded.credited, "
+                    "picked_up = p_order_totals.picked_up + excluded.picked_up, "
+                    "returned = p_order_totals.returned + excluded.returned"
+                ),
+                [(ref, *sums) for ref, sums in totals.items()],
+            )
+
+    @staticmethod
+    def query(store: Store, kk_token: str | None = None) -> list[dict[str, Any]]:
+        where = "WHERE o.kk = ? " if kk_token else ""
+        rows = store.query(
+            "SELECT o.kk AS kk, o.program AS program, SUM(o.amount) AS ordered, "
+            "SUM(COALESCE(t.credited, 0)) AS credited, SUM(COALESCE(t.picked_up, 0)) AS picked_up, "
+            "SUM(COALESCE(t.returned, 0)) AS returned "
+            "FROM p_orders o LEFT JOIN p_order_totals t ON t.order_id = o.order_id "
+            f"{where}GROUP BY o.kk, o.program",
+            (kk_token,) if kk_token else (),
+        )
+        out = []
+        for r in rows:
+            ordered, credited, picked, returned = (int(r[k]) for k in ("ordered", "credited", "picked_up", "returned"))
+            out.append(
+                {
+                    "kk": r["kk"], "program": r["program"], "ordered": ordered, "credited": credited,
+                    "picked_up": picked, "returned": returned, "outstanding": credited - picked - returned,
+                }
+            )
+        return out
+
+
+READ_MODELS: tuple[ReadModel, ...] = (FactIndex(), Balances())
+
+
+def load_fact_rows(store: Store, where: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    """Facts for the rule engine: protected fact + derived attributes + seq."""
+    out = []
+    batch = 50000
+    start = 0
+    params = tuple(params)
+    while True:
+        rows = store.query(
+            f"SELECT idx, body FROM p_facts WHERE idx >= ? {('AND ' + where) if where else ''} ORDER BY idx LIMIT {batch}",
+            (start, *params),
+        )
+        for r in rows:
+            body = orjson.loads(r["body"])
+            body["seq"] = r["idx"]
+            out.append(body)
+        if len(rows) < batch:
+            return out
+        start = rows[-1]["idx"] + 1

@@ -1,0 +1,85 @@
+"""Brings read models up to date with the log (catch-up) or rebuilds them."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from jejak.projections.readmodels import READ_MODELS, LogRecord, ReadModel
+from jejak.store.datastore import Store
+from jejak.store.leaf import decode_leaf
+
+BATCH = 5000
+
+
+class Projector:
+    def __init__(self, store: Store, models: Sequence[ReadModel] = READ_MODELS) -> None:
+        self.store = store
+        self.models = tuple(models)
+        self._created = False
+
+    def ensure_tables(self) -> None:
+        if self._created:
+            return
+        with self.store.transaction(commit=True) as cursor:
+            for model in self.models:
+                for statement in model.create_statements(self.store):
+                    cursor.execute(statement)
+        self._created = True
+
+    def lag(self) -> int:
+        self.ensure_tables()
+        size = self.store.log_size()
+        return max(size - min(self.store.get_position(m.position_name) for m in self.models), 0)
+
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Apply every log entry not yet applied; returns how many entries were read."""
+        self.ensure_tables()
+        size = self.store.log_size()
+        start = min(self.store.get_position(m.position_name) for m in self.models)
+        done = 0
+        while start < size:
+            stop = min(start + BATCH, size)
+            records = [
+                LogRecord(index, *decode_leaf(leaf))
+                for index, _fid, _chain, leaf, _topic in self.store.read_log(start, stop)
+                if leaf is not None
+            ]
+            for model in self.models:
+                self._apply(model, records, stop)
+            done += stop - start
+            if progress:
+                progress(stop - start)
+            start = stop
+        return done
+
+    def _apply(self, model: ReadModel, records: Sequence[LogRecord], stop: int) -> None:
+        with self.store.transaction(commit=True) as cursor:
+            position = self._lock_position(cursor, model)
+            todo = [r for r in records if r.index >= position]
+            if todo:
+                model.apply(self.store, cursor, todo)
+            if stop > position:
+                self.store.set_position_in(cursor, model.position_name, stop)
+
+    def _lock_position(self, cursor: Any, model: ReadModel) -> int:
+        """Serialise appliers: two processes catching up never apply twice."""
+        name = model.position_name
+        self.store.execute(
+            cursor,
+            "INSERT INTO jejak_positions (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
+            (name,),
+        )
+        if self.store.is_postgres:
+            self.store.execute(cursor, "SELECT position FROM jejak_positions WHERE name = ? FOR UPDATE", (name,))
+        else:
+            self.store.execute(cursor, "UPDATE jejak_positions SET position = position WHERE name = ?", (name,))
+            self.store.execute(cursor, "SELECT position FROM jejak_positions WHERE name = ?", (name,))
+        return cursor.fetchone()["position"]
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+        self.ensure_tables()
+        with self.store.transaction(commit=True) as cursor:
+            for model in self.models:
+                self._lock_position(cursor, model)
+                model.reset(self.store, cursor)
+        return self.catch_up(progress)

@@ -1,0 +1,168 @@
+"""Opening a store: the eventsourcing datastore plus our chained recorder."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+
+from jejak.store.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder, LogAppender
+from jejak.store.url import StoreURL, parse_store_url
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class Store:
+    """One event store (SQLite file or PostgreSQL database) and its log tables."""
+
+    def __init__(self, url: StoreURL, recorder: LogAppender, datastore: Any) -> None:
+        self.url = url
+        self.recorder = recorder
+        self.datastore = datastore
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.kind == "postgresql"
+
+    @classmethod
+    def open(cls, store: str, *, create: bool = True) -> "Store":
+        url = parse_store_url(store)
+        if url.kind == "sqlite":
+            if url.path != ":memory:":
+                parent = Path(url.path).resolve().parent
+                if not parent.is_dir():
+                    raise StoreError(f"cannot open store {url.path}: directory {parent} does not exist")
+            datastore: Any = SQLiteDatastore(url.path, lock_timeout=30)
+            recorder: LogAppender = ChainedSQLiteRecorder(datastore)
+        else:
+            datastore = PostgresDatastore(
+                url.dbname, url.host, url.port, url.user, url.password,
+                pool_size=2, max_overflow=4, connect_timeout=10, pool_open_timeout=10,
+            )
+            recorder = ChainedPostgresRecorder(datastore)
+        self = cls(url, recorder, datastore)
+        if create:
+            try:
+                recorder.create_table()  # type: ignore[attr-defined]
+            except Exception as exc:
+                raise StoreError(f"cannot open store {url.describe()}: {exc}") from exc
+        return self
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.datastore.close()
+
+    # -- transactions ----------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    def sql(self, text: str) -> str:
+        return self.recorder.sql(text)
+
+    def execute(self, cursor: Any, text: str, params: Sequence[Any] = ()) -> Any:
+        cursor.execute(self.sql(text), tuple(params))
+        return cursor
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(self.sql(text), tuple(params))
+            return list(cursor.fetchall())
+
+    def query_one(self, text: str, params: Sequence[Any] = ()) -> Any:
+        rows = self.query(text, params)
+        return rows[0] if rows else None
+
+    # -- log reads ---------------------------------------------------------------
+    def head(self) -> tuple[int, bytes]:
+        with self.transaction(commit=False) as cursor:
+            return self.recorder.read_head(cursor)
+
+    def log_size(self) -> int:
+        return self.head()[0]
+
+    def read_log(self, start: int, stop: int) -> list[tuple[int, str, bytes, bytes | None, str | None]]:
+        """Entries [start, stop): (index, fact_id, chain, leaf or None if missing, topic)."""
+        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        rows = self.query(
+            f"SELECT l.idx AS idx, l.fact_id AS fact_id, l.chain AS chain, e.state AS state, e.topic AS topic "
+            f"FROM jejak_log l LEFT JOIN {table} e ON e.originator_id = l.originator_id "
+            f"WHERE l.idx >= ? AND l.idx < ? ORDER BY l.idx",
+            (start, stop),
+        )
+        return [
+            (r["idx"], r["fact_id"], bytes(r["chain"]), bytes(r["state"]) if r["state"] is not None else None, r["topic"])
+            for r in rows
+        ]
+
+    def iter_log(self, start: int = 0, stop: int | None = None, batch: int = 5000) -> Iterator[tuple[int, str, bytes, bytes | None, str | None]]:
+        stop = self.log_size() if stop is None else stop
+        pos = start
+        while pos < stop:
+            rows = self.read_log(pos, min(pos + batch, stop))
+            if not rows:
+                return
+            yield from rows
+            pos = rows[-1][0] + 1
+
+    def count_log_rows(self) -> int:
+        return self.query_one("SELECT COUNT(*) AS n FROM jejak_log")["n"]
+
+    def count_events(self) -> int:
+        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        return self.query_one(f"SELECT COUNT(*) AS n FROM {table}")["n"]
+
+    def node_reader(self) -> "StoreNodeReader":
+        return StoreNodeReader(self)
+
+    def index_of(self, fact_id: str) -> int | None:
+        row = self.query_one("SELECT idx FROM jejak_log WHERE fact_id = ?", (fact_id,))
+        return None if row is None else row["idx"]
+
+    # -- meta and positions ------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.query_one("SELECT value FROM jejak_meta WHERE key = ?", (key,))
+        return None if row is None else row["value"]
+
+    def set_meta_once(self, key: str, value: str) -> str:
+        """Store value unless one is stored; returns the stored value."""
+        with self.transaction(commit=True) as cursor:
+            self.execute(cursor, "INSERT INTO jejak_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value))
+            self.execute(cursor, "SELECT value FROM jejak_meta WHERE key = ?", (key,))
+            return cursor.fetchone()["value"]
+
+    def get_position(self, name: str) -> int:
+        row = self.query_one("SELECT position FROM jejak_positions WHERE name = ?", (name,))
+        return 0 if row is None else row["position"]
+
+    def set_position_in(self, cursor: Any, name: str, position: int) -> None:
+        self.execute(
+            cursor,
+            "INSERT INTO jejak_positions (name, position) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (name, position),
+        )
+
+    def set_position(self, name: str, position: int) -> None:
+        with self.transaction(commit=True) as cursor:
+            self.set_position_in(cursor, name, position)
+
+
+class StoreNodeReader:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        with self.store.transaction(commit=False) as cursor:
+            return self.store.recorder.read_nodes(cursor, keys)
+
+
+def oid_key(oid: UUID | str) -> str:
+    return oid.hex if isinstance(oid, UUID) else UUID(str(oid)).hex

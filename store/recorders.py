@@ -1,0 +1,279 @@
+"""eventsourcing application recorders that also keep the verifiable log.
+
+Every stored event is appended, in the same transaction, to `jejak_log` with a
+gap-free 0-based index and a chain hash
+
+    chain[i] = SHA-256(chain[i-1] ‖ leaf_i),   chain[-1] = 32 zero bytes
+
+where leaf_i is the stored event's state (our leaf bytes), and the complete
+Merkle subtrees it closes are written to `jejak_nodes` (level 0 = leaf hashes).
+Writers are serialised by the library's own lock (PostgreSQL: the EXCLUSIVE
+table lock taken before inserting; SQLite: the database write lock, taken first
+by touching `jejak_head`), so concurrent writers still produce one linear chain.
+
+`record_facts` adds idempotency by fact id on top: identical re-delivery is a
+duplicate, different content under the same id a conflict, both decided inside
+the lock so two concurrent ingests of one file record each fact once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresAggregateRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+from jejak.audit.merkle import leaf_hash, new_nodes_for_append
+
+ZERO_CHAIN = bytes(32)
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedFact:
+    """A validated fact ready to record: its event and its vault subjects."""
+
+    fact_id: str
+    stored_event: StoredEvent
+    subjects: tuple[tuple[str, str, str], ...]  # (token, kind, clear value)
+
+
+def chain_next(previous: bytes, leaf: bytes) -> bytes:
+    return hashlib.sha256(previous + leaf).digest()
+
+
+class _CursorNodeReader:
+    def __init__(self, recorder: "LogAppender", cursor: Any) -> None:
+        self.recorder = recorder
+        self.cursor = cursor
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return self.recorder.read_nodes(self.cursor, keys)
+
+
+class LogAppender:
+    """SQL for the log tables, shared by both dialects ('?' placeholders)."""
+
+    P = "?"
+    BLOB = "BLOB"
+    BIGINT = "INTEGER"
+    OID_TYPE = "TEXT"
+
+    def log_create_statements(self) -> list[str]:
+        b, i = self.BLOB, self.BIGINT
+        return [
+            f"CREATE TABLE IF NOT EXISTS jejak_log (idx {i} PRIMARY KEY, fact_id TEXT NOT NULL UNIQUE, "
+            f"originator_id {self.OID_TYPE} NOT NULL, chain {b} NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS jejak_head (id INTEGER PRIMARY KEY CHECK (id = 1), "
+            f"size {i} NOT NULL, chain {b} NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS jejak_nodes (level INTEGER NOT NULL, idx {i} NOT NULL, "
+            f"hash {b} NOT NULL, PRIMARY KEY (level, idx))",
+            f"CREATE TABLE IF NOT EXISTS jejak_subjects (token TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+            f"sealed_dek {b}, sealed_value {b}, erased_at TEXT)",
+            "CREATE TABLE IF NOT EXISTS jejak_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS jejak_positions (name TEXT PRIMARY KEY, position {i} NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS jejak_checkpoints (seq {i} PRIMARY KEY, size {i} NOT NULL, "
+            f"root {b} NOT NULL, note TEXT NOT NULL, key_id TEXT NOT NULL, created TEXT NOT NULL)",
+            "INSERT INTO jejak_head (id, size, chain) VALUES (1, 0, "
+            + ("X'" + "00" * 32 + "'" if self.BLOB == "BLOB" else "'\\x" + "00" * 32 + "'::bytea")
+            + ") ON CONFLICT (id) DO NOTHING",
+        ]
+
+    # -- dialect hooks -------------------------------------------------------
+    def sql(self, text: str) -> str:
+        return text if self.P == "?" else text.replace("?", "%s")
+
+    def oid_param(self, oid: UUID | str) -> Any:
+        return oid
+
+    def take_write_lock(self, cursor: Any) -> None:
+        raise NotImplementedError
+
+    def insert_stored(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        raise NotImplementedError
+
+    def bulk_insert(self, cursor: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+        cols = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        cursor.executemany(self.sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})"), rows)
+
+    # -- reads -----------------------------------------------------------------
+    def read_nodes(self, cursor: Any, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        out: dict[tuple[int, int], bytes] = {}
+        keys = list(dict.fromkeys(keys))
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            cond = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
+            params = [v for key in chunk for v in key]
+            cursor.execute(self.sql(f"SELECT level, idx, hash FROM jejak_nodes WHERE {cond}"), params)
+            for row in cursor.fetchall():
+                out[(row["level"], row["idx"])] = bytes(row["hash"])
+        return out
+
+    def read_head(self, cursor: Any) -> tuple[int, bytes]:
+        cursor.execute("SELECT size, chain FROM jejak_head WHERE id = 1")
+        row = cursor.fetchone()
+        return row["size"], bytes(row["chain"])
+
+    # -- the append ------------------------------------------------------------
+    def append_to_log(self, cursor: Any, entries: Iterable[tuple[str, UUID | str, bytes]]) -> int:
+        """Append (fact_id, originator_id, leaf) entries; returns the first new index."""
+        size, chain = self.read_head(cursor)
+        first = size
+        log_rows: list[tuple] = []
+        leaf_hashes: list[bytes] = []
+        for fact_id, oid, leaf in entries:
+            chain = chain_next(chain, leaf)
+            log_rows.append((size + len(log_rows), fact_id, self.oid_param(oid), chain))
+            leaf_hashes.append(leaf_hash(leaf))
+        if not log_rows:
+            return first
+        nodes = new_nodes_for_append(size, leaf_hashes, _CursorNodeReader(self, cursor))
+        self.bulk_insert(cursor, "jejak_log", ("idx", "fact_id", "originator_id", "chain"), log_rows)
+        self.bulk_insert(cursor, "jejak_nodes", ("level", "idx", "hash"), [tuple(n) for n in nodes])
+        cursor.execute(
+            self.sql("UPDATE jejak_head SET size = ?, chain = ? WHERE id = 1"), (size + len(log_rows), chain)
+        )
+        return first
+
+    def record_facts(self, prepared: Sequence[PreparedFact], sealer: Any) -> list[str]:
+        """Record facts idempotently in one transaction; one status per input."""
+        with self.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            return self.record_facts_in(cursor, prepared, sealer)
+
+    def record_facts_in(self, cursor: Any, prepared: Sequence[PreparedFact], sealer: Any) -> list[str]:
+        self.take_write_lock(cursor)
+        existing = self._existing_states(cursor, [p.stored_event.originator_id for p in prepared])
+        statuses: list[str] = []
+        new: list[PreparedFact] = []
+        for p in prepared:
+            oid = p.stored_event.originator_id
+            key = oid.hex if isinstance(oid, UUID) else str(oid)
+            if key in existing:
+                statuses.append(DUPLICATE if existing[key] == p.stored_event.state else CONFLICT)
+                continue
+            existing[key] = p.stored_event.state
+            statuses.append(ACCEPTED)
+            new.append(p)
+        if new:
+            self._store_subjects(cursor, new, sealer)
+            self.insert_stored(cursor, [p.stored_event for p in new])
+            self.append_to_log(
+                cursor, ((p.fact_id, p.stored_event.originator_id, p.stored_event.state) for p in new)
+            )
+        return statuses
+
+    def _existing_states(self, cursor: Any, oids: list[UUID]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        table = self.events_table_name  # type: ignore[attr-defined]
+        for start in range(0, len(oids), 500):
+            chunk = oids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            cursor.execute(
+                self.sql(f"SELECT originator_id, state FROM {table} WHERE originator_id IN ({marks})"),
+                [self.oid_param(o) for o in chunk],
+            )
+            for row in cursor.fetchall():
+                oid = row["originator_id"]
+                out[oid.hex if isinstance(oid, UUID) else UUID(oid).hex] = bytes(row["state"])
+        return out
+
+    def _store_subjects(self, cursor: Any, new: Sequence[PreparedFact], sealer: Any) -> None:
+        wanted: dict[str, tuple[str, str]] = {}
+        for p in new:
+            for token, kind, value in p.subjects:
+                wanted.setdefault(token, (kind, value))
+        if not wanted:
+            return
+        tokens = list(wanted)
+        known: set[str] = set()
+        for start in range(0, len(tokens), 500):
+            chunk = tokens[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            cursor.execute(self.sql(f"SELECT token FROM jejak_subjects WHERE token IN ({marks})"), chunk)
+            known.update(row["token"] for row in cursor.fetchall())
+        rows = []
+        for token, (kind, value) in wanted.items():
+            if token in known:
+                continue
+            sealed = sealer.seal(token, kind, value)
+            rows.append((token, kind, sealed.sealed_dek, sealed.sealed_value))
+        if rows:
+            self.bulk_insert(cursor, "jejak_subjects", ("token", "kind", "sealed_dek", "sealed_value"), rows)
+
+
+class ChainedSQLiteRecorder(LogAppender, SQLiteApplicationRecorder):
+    """SQLite application recorder whose every insert extends the verifiable log."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return super().construct_create_table_statements() + self.log_create_statements()
+
+    def oid_param(self, oid: UUID | str) -> Any:
+        return oid.hex if isinstance(oid, UUID) else oid
+
+    def take_write_lock(self, cursor: Any) -> None:
+        # A write as the first statement upgrades the transaction to the
+        # database write lock before anything is read, so readers of the head
+        # can never race another writer.
+        cursor.execute("UPDATE jejak_head SET size = size WHERE id = 1")
+
+    def insert_stored(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        SQLiteApplicationRecorder._insert_events(self, cursor, stored_events)
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        self.take_write_lock(c)
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        self.append_to_log(c, ((_generic_id(s), s.originator_id, s.state) for s in stored_events))
+        return ids
+
+
+class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
+    """PostgreSQL application recorder whose every insert extends the verifiable log."""
+
+    P = "%s"
+    BLOB = "BYTEA"
+    BIGINT = "BIGINT"
+    OID_TYPE = "UUID"
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        from psycopg.sql import SQL
+
+        self.sql_create_statements.extend(SQL(s) for s in self.log_create_statements())  # type: ignore[arg-type]
+        if datastore.originator_id_type != "uuid":
+            self.OID_TYPE = "TEXT"
+
+    def take_write_lock(self, cursor: Any) -> None:
+        self._lock_table(cursor)
+
+    def insert_stored(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        self._notify_channel(cursor)
+        PostgresAggregateRecorder._insert_stored_events(self, cursor, stored_events)
+
+    def bulk_insert(self, cursor: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        # The library locks the table, notifies and inserts (RETURNING ids on
+        # `curs`); the log rows go through a second cursor in the same
+        # transaction so that result stays readable.
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        with curs.connection.cursor() as log_cursor:
+            self.append_to_log(log_cursor, ((_generic_id(s), s.originator_id, s.state) for s in stored_events))
+
+
+def _generic_id(s: StoredEvent) -> str:
+    """Log id for events stored through the plain recorder API (not facts)."""
+    oid = s.originator_id.hex if isinstance(s.originator_id, UUID) else str(s.originator_id)
+    return f"event:{oid}:{s.originator_version}"

@@ -1,0 +1,151 @@
+"""Property tests: the storage-backed tree agrees with the RFC 9162 definition."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jejak.audit.errors import MissingNode, VerificationError
+from jejak.audit.merkle import (
+    MemoryNodeStore,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    new_nodes_for_append,
+    node_hash,
+    root_at,
+    root_from_leaf_hashes,
+    verify_consistency,
+    verify_inclusion,
+)
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+sizes = st.integers(min_value=1, max_value=300)
+
+
+def mth(hashes: list[bytes]) -> bytes:
+    """Literal RFC 9162 §2.1.1 MTH recursion, as an independent reference."""
+    if len(hashes) == 1:
+        return hashes[0]
+    k = 1 << ((len(hashes) - 1).bit_length() - 1)
+    return node_hash(mth(hashes[:k]), mth(hashes[k:]))
+
+
+def leaves(n: int) -> list[bytes]:
+    return [leaf_hash(hashlib.sha256(i.to_bytes(8, "big")).digest()) for i in range(n)]
+
+
+def build(hashes: list[bytes], cuts: list[int] = ()) -> MemoryNodeStore:
+    store, size = MemoryNodeStore(), 0
+    for end in sorted({c for c in cuts if 0 < c < len(hashes)}) + [len(hashes)]:
+        size = store.append(size, hashes[size:end])
+    return store
+
+
+def flip(b: bytes, bit: int) -> bytes:
+    out = bytearray(b)
+    out[bit // 8 % len(out)] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
+@SETTINGS
+@given(sizes)
+def test_inclusion_every_index(n: int) -> None:
+    hashes = leaves(n)
+    store = build(hashes)
+    root = root_from_leaf_hashes(hashes)
+    assert root == mth(hashes) == root_at(n, store)
+    for i in range(n):
+        verify_inclusion(i, n, hashes[i], inclusion_proof(i, n, store), root)
+
+
+@SETTINGS
+@given(sizes, st.data())
+def test_consistency_between_random_sizes(n: int, data: st.DataObject) -> None:
+    hashes = leaves(n)
+    store = build(hashes)
+    for _ in range(5):
+        m = data.draw(st.integers(1, n))
+        proof = consistency_proof(m, n, store)
+        verify_consistency(m, n, proof, root_from_leaf_hashes(hashes[:m]), root_at(n, store))
+        assert root_at(m, store) == mth(hashes[:m])
+
+
+@SETTINGS
+@given(sizes, st.data())
+def test_bit_flips_fail(n: int, data: st.DataObject) -> None:
+    hashes = leaves(n)
+    store = build(hashes)
+    root = root_at(n, store)
+    i = data.draw(st.integers(0, n - 1))
+    proof = inclusion_proof(i, n, store)
+    bit = data.draw(st.integers(0, 255))
+    with pytest.raises(VerificationError):
+        verify_inclusion(i, n, hashes[i], proof, flip(root, bit))
+    with pytest.raises(VerificationError):
+        verify_inclusion(i, n, flip(hashes[i], bit), proof, root)
+    for j in range(len(proof)):
+        bad = proof[:j] + [flip(proof[j], bit)] + proof[j + 1:]
+        with pytest.raises(VerificationError):
+            verify_inclusion(i, n, hashes[i], bad, root)
+
+    m = data.draw(st.integers(1, n))
+    cproof = consistency_proof(m, n, store)
+    root1 = root_at(m, store)
+    with pytest.raises(VerificationError):
+        verify_consistency(m, n, cproof, flip(root1, bit), root)
+    with pytest.raises(VerificationError):
+        verify_consistency(m, n, cproof, root1, flip(root, bit))
+    for j in range(len(cproof)):
+        bad = cproof[:j] + [flip(cproof[j], bit)] + cproof[j + 1:]
+        with pytest.raises(VerificationError):
+            verify_consistency(m, n, bad, root1, root)
+
+
+@SETTINGS
+@given(sizes, st.lists(st.integers(1, 299), max_size=12))
+def test_batch_splits_give_same_nodes(n: int, cuts: list[int]) -> None:
+    hashes = leaves(n)
+    one, split = build(hashes), build(hashes, cuts)
+    assert one.nodes == split.nodes
+    # exactly the complete subtrees are stored
+    expected = sum(n >> level for level in range(n.bit_length()))
+    assert len(one.nodes) == expected
+    for m in {c for c in cuts if c <= n} | {n}:
+        assert root_at(m, split) == root_from_leaf_hashes(hashes[:m])
+
+
+def test_reads_are_batched_and_logarithmic() -> None:
+    n = 5000
+    hashes = leaves(n)
+    store = build(hashes, list(range(0, n, 777)))
+    for call in (lambda: root_at(4999, store), lambda: inclusion_proof(1234, 4999, store),
+                 lambda: consistency_proof(1000, 4999, store),
+                 lambda: new_nodes_for_append(4999, hashes[:3], store)):
+        store.reads = store.keys_read = 0
+        call()
+        assert store.reads == 1
+        assert store.keys_read <= 2 * 13 + 2
+
+
+def test_missing_node_raises() -> None:
+    store = build(leaves(10))
+    del store.nodes[(3, 0)]
+    with pytest.raises(MissingNode):
+        root_at(10, store)
+    with pytest.raises(MissingNode):
+        new_nodes_for_append(10, leaves(1), store)
+
+
+def test_proof_argument_errors() -> None:
+    store = build(leaves(4))
+    with pytest.raises(ValueError):
+        inclusion_proof(4, 4, store)
+    with pytest.raises(ValueError):
+        consistency_proof(0, 4, store)
+    with pytest.raises(ValueError):
+        consistency_proof(3, 2, store)
+    assert consistency_proof(4, 4, store) == []

@@ -1,0 +1,162 @@
+"""C2SP signed-note: shared golden vectors plus round trips and format edge cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jejak.audit.checkpoint import verify_checkpoint
+from jejak.audit.errors import MalformedKey, MalformedNote, SignatureInvalid, UnknownKey, VerificationError
+from jejak.audit.note import Signer, Verifier, key_id, open_note, sign_note
+
+NOTE_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "signed-note.json"
+CASES = json.loads(NOTE_FILE.read_text("utf-8"))["cases"] if NOTE_FILE.is_file() else []
+
+
+def test_vectors_present() -> None:
+    assert NOTE_FILE.is_file(), f"missing golden vectors at {NOTE_FILE}"
+    assert len(CASES) >= 5 and any(not c["wantErr"] for c in CASES)
+
+
+def _id(case: dict) -> str:
+    return case["desc"]
+
+
+def _split(note: str) -> tuple[str, str]:
+    text, sigs = note.rsplit("\n\n", 1)
+    return text + "\n", sigs
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_signed_note_vector(case: dict) -> None:
+    if case["wantErr"]:
+        with pytest.raises(VerificationError):
+            open_note(case["note"], [Verifier.from_key_text(case["vkey"])])
+        return
+    v = Verifier.from_key_text(case["vkey"])
+    assert v.key_text() == case["vkey"]
+    opened = open_note(case["note"], [v])
+    text, sigs = _split(case["note"])
+    assert opened.text == text
+    assert [(s.name, s.key_id) for s in opened.sigs] == [(v.name, v.key_id)]
+    if "skey" in case:
+        signer = Signer.from_key_text(case["skey"])
+        assert signer.key_text() == case["skey"]
+        assert signer.verifier_key_text() == case["vkey"]
+        assert signer.sign(text) == sigs
+        assert sign_note(text, [signer]) == case["note"]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "checkpoint" in c], ids=_id)
+def test_checkpoint_vector(case: dict) -> None:
+    if case["wantErr"]:
+        with pytest.raises(VerificationError):
+            verify_checkpoint(case["note"], [case["vkey"]])
+        return
+    cp = verify_checkpoint(case["note"], [case["vkey"]], expected_origin=case["checkpoint"]["origin"])
+    assert (cp.origin, cp.size, cp.root.hex()) == (
+        case["checkpoint"]["origin"], case["checkpoint"]["size"], case["checkpoint"]["root_hex"])
+
+
+# --- own cases -------------------------------------------------------------------
+
+SIGNER = Signer(name="jejak.test/log", seed=bytes(range(32)))
+OTHER = Signer(name="jejak.test/other", seed=bytes(range(1, 33)))
+
+
+def test_key_id_definition() -> None:
+    import hashlib
+
+    pub = b"\x01" + SIGNER.verifier.public_key
+    want = hashlib.sha256(b"jejak.test/log\n" + pub).digest()[:4]
+    assert key_id("jejak.test/log", pub) == int.from_bytes(want, "big") == SIGNER.key_id
+    assert SIGNER.verifier_key_text().split("+")[1] == want.hex()
+
+
+def test_roundtrip_two_signers_and_unknown_ignored() -> None:
+    note = sign_note("hello\nworld\n", [SIGNER, OTHER])
+    opened = open_note(note, [SIGNER.verifier])
+    assert opened.text == "hello\nworld\n"
+    assert [s.name for s in opened.sigs] == ["jejak.test/log"]
+    assert [s.name for s in opened.unverified_sigs] == ["jejak.test/other"]
+    assert len(open_note(note, [SIGNER.verifier, OTHER.verifier_key_text()]).sigs) == 2
+
+
+def test_only_unknown_keys_rejected() -> None:
+    with pytest.raises(UnknownKey):
+        open_note(sign_note("x\n", [OTHER]), [SIGNER.verifier])
+
+
+def test_bad_signature_from_known_key_rejected_even_with_good_one() -> None:
+    import base64
+
+    good = sign_note("x\n", [SIGNER])
+    other_sig = base64.b64decode(OTHER.sign("x\n").split()[-1])[4:]
+    forged = base64.b64encode(SIGNER.key_id.to_bytes(4, "big") + other_sig).decode()
+    note = sign_note("x\n", [OTHER]) + f"— jejak.test/log {forged}\n" + good.split("\n\n")[1]
+    with pytest.raises(SignatureInvalid):
+        open_note(note, [SIGNER.verifier, OTHER.verifier])
+
+
+def test_wrong_key_same_name_and_id_is_invalid_signature() -> None:
+    # A signature whose name and key id match a trusted key but whose bytes are wrong.
+    note = sign_note("x\n", [SIGNER])
+    text, line = note.split("\n\n")
+    prefix, b64 = line.rsplit(" ", 1)
+    import base64
+
+    raw = bytearray(base64.b64decode(b64))
+    raw[-1] ^= 1
+    bad = f"{text}\n\n{prefix} {base64.b64encode(bytes(raw)).decode()}\n"
+    with pytest.raises(SignatureInvalid):
+        open_note(bad, [SIGNER.verifier])
+
+
+@pytest.mark.parametrize("note", [
+    "no newline at end",
+    "text\n",  # no signature block
+    "text\n\n",  # empty signature block
+    "text\n\n— jejak.test/log\n",  # no base64
+    "text\n\n- jejak.test/log AAAAAAA=\n",  # hyphen, not em dash
+    "text\n\n— jejak.test/log AAAA\n",  # too short
+    "text\n\n— jejak.test/log !!!!\n",  # not base64
+    "te\x01xt\n\n— jejak.test/log AAAAAAA=\n",  # control character
+])
+def test_malformed_notes(note: str) -> None:
+    with pytest.raises(MalformedNote):
+        open_note(note, [SIGNER.verifier])
+
+
+@pytest.mark.parametrize("key", [
+    "",
+    "name+0000000+AAAA",
+    "na me+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+    "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U",
+    "example.com/foo+530d903a+AukyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",  # wrong algorithm
+])
+def test_malformed_verifier_keys(key: str) -> None:
+    with pytest.raises(MalformedKey):
+        Verifier.from_key_text(key)
+
+
+def test_signer_key_roundtrip_and_repr_hides_secret() -> None:
+    s = Signer.generate("jejak.test/new")
+    again = Signer.from_key_text(s.key_text())
+    assert again.verifier == s.verifier
+    secret = s.key_text().split("+", 4)[4]
+    assert secret not in repr(s) and secret not in str(s)
+    with pytest.raises(MalformedKey):
+        Signer.from_key_text(s.key_text().replace("PRIVATE", "PUBLIC"))
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a+b", "a\tb"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(MalformedKey):
+        Signer(name, bytes(32))
+
+
+def test_sign_requires_trailing_newline() -> None:
+    with pytest.raises(MalformedNote):
+        sign_note("abc", [SIGNER])
