@@ -63,6 +63,8 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "funds.returned": ("disbursement", "amount"),
         "asn.registered": ("nik", "agency", "from", "until"),
         "death.recorded": ("nik", "date"),
+        # jejak's own fact: a person's personal data was destroyed by order.
+        "jejak.erasure": ("subject", "order"),
     }.items()
 }
 

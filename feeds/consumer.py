@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import signal
 import threading
 import time
 from typing import Any, Callable
@@ -67,6 +68,19 @@ def default_rejects_producer_factory(bootstrap: str, **overrides: Any) -> Any:
     )
     config.update(overrides)
     return KafkaProducer(**config)
+
+
+def stop_on_signals(
+    stop_event: threading.Event, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+) -> None:
+    """Make SIGTERM/SIGINT set ``stop_event`` (main thread only); ``run`` then returns after the current batch."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("signal %d received; stopping after the current batch", signum)
+        stop_event.set()
+
+    for sig in signals:
+        signal.signal(sig, handler)
 
 
 def _payload_text(value: bytes | None) -> tuple[str | None, str]:

@@ -300,6 +300,25 @@ def export(
             fail(str(exc), 1)
 
 
+@app.command()
+def erase(
+    nik: str = typer.Argument(..., help="The person's NIK (16 digits)"),
+    order: str = typer.Option(..., "--order", help="Reference of the erasure order (e.g. court or agency letter)"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Destroy one person's personal data (crypto-shredding); the log stays verifiable."""
+    from jejak.ledger import LedgerError
+    from jejak.projections.runner import Projector
+
+    with open_ledger(store) as ledger:
+        try:
+            result = ledger.erase(nik, order)
+        except LedgerError as exc:
+            fail(str(exc), 1)
+        Projector(ledger.store).catch_up()
+    typer.echo(json.dumps(result))
+
+
 # -------------------------------------------------------------------- offline
 
 

@@ -25,7 +25,8 @@ A year of activity (default 2024) is generated:
   of November/December may stay outstanding: they are < 90 days old).
 
 Clean data (``plant=False``) triggers no SPEC §4 anomaly. With ``plant=True``
-a deterministic subset of 36 families carries planted irregularities covering
+a deterministic subset of 38 families (28 scenarios + two groups of 5
+families of one pendamping) carries planted irregularities covering
 every rule at least twice; :attr:`Generation.expected` lists the exact
 anomalies ``{"rule", "primary"}`` (as of the latest ``at``) once the iterator
 is exhausted.
@@ -288,9 +289,12 @@ class Generation:
             self.sc[i] = "conc_a"
         for i in pick_in_block(bb, 5):
             self.sc[i] = "conc_b"
-        pool = [i for i in range(n) if i % BLOCK not in REGULAR_COMPANION_POS and i not in taken]
-        chosen = r.sample(pool, len(_SCENARIOS))
-        for name, i in zip(_SCENARIOS, chosen):
+        for name in _SCENARIOS:          # rejection sampling: no O(n) pool
+            while True:
+                i = r.randrange(n)
+                if i % BLOCK not in REGULAR_COMPANION_POS and i not in taken:
+                    break
+            taken.add(i)
             self.sc[i] = name
 
     # -------------------------------------------------------------- identity
@@ -568,7 +572,6 @@ class Generation:
             yield emit(f)
         rounds = _rounds(self.year)
         by_month = {rd.month: rd for rd in rounds}
-        by_idx = {rd.idx: rd for rd in rounds}
         for month in range(2, 13):
             for f in self._registry(month):
                 yield emit(f)
@@ -585,7 +588,6 @@ class Generation:
             self._final_expectations()
         self.expected = [{"rule": r, "primary": p} for r, p in sorted(self._exp)]
         self.done = True
-        del by_idx
 
     def _january(self) -> Iterator[dict]:
         y = self.year
@@ -676,7 +678,7 @@ class Generation:
         if sc == "noelig_none" and rd.tag == "B05":
             return True
         if sc == "noelig_revoked":
-            return True  # orders continue after the revocation
+            return rd.program == "BPNT"  # orders continue after the revocation
         return self._eligible(i, rd.program, rd.first)
 
     def _amount(self, rd: _Round, i: int) -> int:
@@ -723,6 +725,8 @@ class Generation:
                 b, x1, x2 = (B_FAMILY if i in self.death else B_RECIPIENT), a, 0
                 returns.pop(i, None)
             st[i] = S_FAIL if fail else S_OK
+            if fail and i in returns:
+                returns[i] = -returns[i]       # marker: the paid order is the re-order
             p1[i], p2[i], by[i] = x1, x2, b
             at = self._at(m, 3, 2, i)
             if sc is not None and _SC_ROUND.get(sc) == rd.tag:

@@ -16,7 +16,7 @@ import orjson
 
 from jejak.domain.errors import Conflict, FactRejected, InvalidJSON
 from jejak.domain.facts import KNOWN_FIELDS, PERSONAL_FIELDS, Fact, check_fact, readable_id
-from jejak.domain.nik import nik_is_possible
+from jejak.domain.nik import mask_nik, nik_is_possible
 from jejak.secrets import load_master_secrets
 from jejak.settings import Settings
 from jejak.store.datastore import Store
@@ -200,6 +200,50 @@ class Ledger:
         if batch:
             flush()
         return summary
+
+    # ------------------------------------------------------------------- erase
+    def erase(self, value: str, order_ref: str, kind: str = "nik") -> dict[str, Any]:
+        """Crypto-shred one person's data (UU 27/2022 erasure order).
+
+        Records a `jejak.erasure` fact naming only the token and the order
+        reference, and destroys the subject's sealed data key in the same
+        transaction. Every hash and proof stays valid; the clear value can
+        never be recovered from the store again.
+        """
+        import re
+
+        if not re.fullmatch(r"[0-9]{16}", value):
+            raise LedgerError(f"{kind} must be exactly 16 digits")
+        if not order_ref.strip():
+            raise LedgerError("an erasure needs the reference of the order that requires it (--order)")
+        token = self.tokenizer.token(kind, value)
+        row = self.store.query_one("SELECT sealed_dek, erased_at FROM jejak_subjects WHERE token = ?", (token,))
+        if row is None:
+            raise LedgerError(f"no {kind} {mask_nik(value)} in this store")
+        if row["erased_at"] is not None:
+            return {"erased": token, "already": True}
+        now = utc_now().isoformat(timespec="seconds")
+        fact = {
+            "id": f"jejak:erasure:{token[4:16]}",
+            "type": "jejak.erasure",
+            "at": now,
+            "source": {"kind": "jejak", "id": "operator"},
+            "subject": token,
+            "order": order_ref.strip(),
+        }
+        event = new_fact_event(fact, {}, datetime.fromisoformat(now))
+        prepared = PreparedFact(fact["id"], self.mapper.to_stored_event(event), ())
+        with self.store.transaction(commit=True) as cursor:
+            self.store.recorder.record_facts_in(cursor, [prepared], self.sealer)
+            self.store.execute(
+                cursor,
+                "UPDATE jejak_subjects SET sealed_dek = NULL, sealed_value = NULL, erased_at = ? WHERE token = ?",
+                (now, token),
+            )
+        self._reveal_cache.pop(token, None)
+        if not self.store.is_postgres:
+            self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"erased": token, "fact": fact["id"], "already": False}
 
     # ------------------------------------------------------------------ reveal
     def reveal(self, token: str) -> str | None:

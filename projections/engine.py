@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from bisect import bisect_right
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -205,8 +206,13 @@ def _month(text: Any) -> int | None:
     return k
 
 
-def _seq(f: dict) -> int:
-    return f["seq"]
+_seq = itemgetter("seq")
+
+
+def _sort_by_seq(lst: list[dict]) -> None:
+    seqs = list(map(_seq, lst))
+    if seqs != sorted(seqs):
+        lst.sort(key=_seq)
 
 
 # --------------------------------------------------------------------------
@@ -223,12 +229,16 @@ class _Timeline:
     __slots__ = ("keys", "items")
 
     def __init__(self, entries: list[tuple[int, int, dict]]):
-        entries.sort(key=lambda e: (e[0], e[1]))
+        if len(entries) > 1:
+            entries.sort(key=lambda e: (e[0], e[1]))
         self.keys = [e[0] for e in entries]
         self.items = [e[2] for e in entries]
 
     def at(self, month: int) -> dict | None:
-        i = bisect_right(self.keys, month) - 1
+        keys = self.keys
+        if len(keys) == 1:
+            return self.items[0] if keys[0] <= month else None
+        i = bisect_right(keys, month) - 1
         return self.items[i] if i >= 0 else None
 
     def intervals(self):
@@ -244,69 +254,104 @@ class _Timeline:
         return out
 
 
-def _timelines(facts: list[dict], key_field: str = "from") -> dict[tuple, _Timeline]:
+def _timelines(facts: list[dict]) -> dict[tuple, _Timeline]:
     groups: dict[tuple, list] = {}
+    mc = _month_cache
     for f in facts:
-        m = _month(f.get(key_field))
+        fr = f.get("from")
+        m = mc.get(fr) if isinstance(fr, str) else None
         if m is None:
-            continue
-        groups.setdefault((f["kk"], f["program"]), []).append((m, f["seq"], f))
+            m = _month(fr)
+            if m is None:
+                continue
+        key = (f["kk"], f["program"])
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [(m, f["seq"], f)]
+        else:
+            g.append((m, f["seq"], f))
     return {k: _Timeline(v) for k, v in groups.items()}
 
 
+_MONEY = ("disbursement.settled", "pickup.recorded", "funds.returned")
+
+
 class _Log:
-    def __init__(self, facts: list[dict]):
+    def __init__(self, facts: Iterable[dict], date_limit: str | None):
         by_type: dict[str, list[dict]] = {}
-        for f in facts:
-            by_type.setdefault(f.get("type"), []).append(f)
+        if date_limit is None:
+            for f in facts:
+                t = f["type"]
+                lst = by_type.get(t)
+                if lst is None:
+                    by_type[t] = [f]
+                else:
+                    lst.append(f)
+        else:
+            for f in facts:
+                if f["at"][:10] > date_limit:
+                    continue
+                t = f["type"]
+                lst = by_type.get(t)
+                if lst is None:
+                    by_type[t] = [f]
+                else:
+                    lst.append(f)
         for lst in by_type.values():
-            lst.sort(key=_seq)
+            _sort_by_seq(lst)
         self.by_type = by_type
+        self.empty = not by_type
 
         # Orders: first by seq wins should an id ever repeat.
         orders: dict[str, dict] = {}
         for o in by_type.get("disbursement.ordered", ()):
-            orders.setdefault(o["id"], o)
+            if o["id"] not in orders:
+                orders[o["id"]] = o
         self.orders = orders
 
         settlements: dict[str, list[dict]] = {}
+        credited: dict[str, int] = {}
+        credited_ids: dict[str, list[dict]] = {}
+        failed_ids: dict[str, list[str]] = {}
         for s in by_type.get("disbursement.settled", ()):
-            settlements.setdefault(s["disbursement"], []).append(s)
+            ref = s["disbursement"]
+            lst = settlements.get(ref)
+            if lst is None:
+                settlements[ref] = [s]
+            else:
+                lst.append(s)
+            st = s.get("status")
+            if st == "credited":
+                credited[ref] = credited.get(ref, 0) + s["amount"]
+                credited_ids.setdefault(ref, []).append(s)
+            elif st == "failed":
+                failed_ids.setdefault(ref, []).append(s["id"])
         self.settlements = settlements
+        self.credited = credited
+        self.credited_settlements = credited_ids
+        self.failed_ids = failed_ids
 
         pickups: dict[str, list[dict]] = {}
+        picked: dict[str, int] = {}
         for p in by_type.get("pickup.recorded", ()):
-            pickups.setdefault(p["disbursement"], []).append(p)
+            ref = p["disbursement"]
+            lst = pickups.get(ref)
+            if lst is None:
+                pickups[ref] = [p]
+            else:
+                lst.append(p)
+            picked[ref] = picked.get(ref, 0) + p["amount"]
         self.pickups = pickups
+        self.picked = picked
 
-        returns: dict[str, list[dict]] = {}
+        returned: dict[str, int] = {}
         for r in by_type.get("funds.returned", ()):
-            returns.setdefault(r["disbursement"], []).append(r)
-        self.returns = returns
-
-        # Credited amount / failed status per order (lists are in seq order).
-        self.credited: dict[str, int] = {}
-        self.credited_ids: dict[str, list[str]] = {}
-        self.failed_ids: dict[str, list[str]] = {}
-        for oid, lst in settlements.items():
-            c = 0
-            cids: list[str] = []
-            fids: list[str] = []
-            for s in lst:
-                st = s.get("status")
-                if st == "credited":
-                    c += s["amount"]
-                    cids.append(s["id"])
-                elif st == "failed":
-                    fids.append(s["id"])
-            self.credited[oid] = c
-            if cids:
-                self.credited_ids[oid] = cids
-            if fids:
-                self.failed_ids[oid] = fids
+            ref = r["disbursement"]
+            returned[ref] = returned.get(ref, 0) + r["amount"]
+        self.returned = returned
 
     def is_failed(self, oid: str) -> bool:
-        return oid in self.failed_ids and oid not in self.credited_ids
+        return oid in self.failed_ids and oid not in self.credited
 
 
 # --------------------------------------------------------------------------
@@ -319,26 +364,26 @@ def evaluate_anomalies(
     thresholds: Thresholds = Thresholds(),
 ) -> list[Anomaly]:
     """All SPEC §4 anomalies of the log as of ``as_of`` (default: latest ``at``)."""
-    facts = list(facts)
+    facts = facts if isinstance(facts, list) else list(facts)
     if not facts:
         return []
     if as_of is None:
         # Default: the whole log; D is date(at) of the latest instant.
         D = default_as_of(facts)
-        view = facts
+        log = _Log(facts, None)
     else:
         D = as_of
-        d_s = as_of.isoformat()
-        view = [f for f in facts if f["at"][:10] <= d_s]
-    if not view:
+        log = _Log(facts, as_of.isoformat())
+    if log.empty:
         return []
-    log = _Log(view)
     out: list[Anomaly] = []
     add = out.append
 
     orders = log.orders
     by_type = log.by_type
     order_list = by_type.get("disbursement.ordered", [])
+    failed_ids = log.failed_ids
+    credited = log.credited
 
     decisions = _timelines(by_type.get("eligibility.decided", []))
     assignments = _timelines(by_type.get("companion.assigned", []))
@@ -357,50 +402,57 @@ def evaluate_anomalies(
     for a in by_type.get("asn.registered", ()):
         asn.setdefault(a["nik"], []).append(a)
 
-    # Per-order derived data.
-    order_months: dict[str, tuple[int, ...]] = {}
+    # Unique orders in ledger order, with their month keys.
+    uniq_orders: list[tuple[dict, tuple[int, ...]]] = []
+    pmonths: dict[str, tuple[int, ...]] = {}
     for o in order_list:
-        if o["id"] in order_months or orders.get(o["id"]) is not o:
+        if orders[o["id"]] is not o:
             continue
-        p = _period(o.get("period"))
-        order_months[o["id"]] = tuple(_mk(ym) for ym in p.months) if p else ()
+        per = o.get("period")
+        months = pmonths.get(per)
+        if months is None:
+            p = _period(per)
+            months = tuple(_mk(ym) for ym in p.months) if p else ()
+            pmonths[per] = months
+        uniq_orders.append((o, months))
 
     # ---- duplicate_payout ------------------------------------------------
     claimed: dict[tuple, dict[int, dict]] = {}
-    for o in order_list:
+    for o, months in uniq_orders:
         oid = o["id"]
-        if orders.get(oid) is not o:
-            continue
-        months = order_months[oid]
-        cm = claimed.setdefault((o["kk"], o["program"]), {})
+        key = (o["kk"], o["program"])
+        cm = claimed.get(key)
+        if cm is None:
+            cm = claimed[key] = {}
         prev = None
         for m in months:
             p = cm.get(m)
             if p is not None and (prev is None or p["seq"] < prev["seq"]):
                 prev = p
         if prev is not None:
-            common = sorted(set(months) & set(order_months[prev["id"]]))
+            pm = set(pmonths[prev.get("period")])
+            common = [m for m in months if m in pm]
             add(Anomaly(
                 "duplicate_payout", oid, o["kk"], (oid, prev["id"]),
-                f"order {oid} covers month {_fmt_mk(common[0])} already covered by "
+                f"order {oid} covers month {_fmt_mk(min(common))} already covered by "
                 f"earlier non-failed order {prev['id']} ({len(common)} overlapping month(s))",
             ))
-        if not log.is_failed(oid):
+        if not (oid in failed_ids and oid not in credited):
             for m in months:
-                cm.setdefault(m, o)
+                if m not in cm:
+                    cm[m] = o
 
     # ---- per-order rules -------------------------------------------------
-    for o in order_list:
+    nik_ok_cache: dict[str, bool] = {}
+    ent_cache: dict[tuple, Any] = {}
+    for o, months in uniq_orders:
         oid = o["id"]
-        if orders.get(oid) is not o:
-            continue
         kk, prog, nik = o["kk"], o["program"], o["nik"]
-        months = order_months[oid]
         date_s = o["at"][:10]
 
         # no_eligibility / over_entitlement
         if months:
-            first = min(months)
+            first = months[0]
             tl = decisions.get((kk, prog))
             dec = tl.at(first) if tl is not None else None
             if dec is None or dec.get("decision") != "eligible":
@@ -413,29 +465,33 @@ def evaluate_anomalies(
                     rel = (oid, dec["id"])
                 add(Anomaly("no_eligibility", oid, kk, rel, f"family not eligible for {prog}: {why}"))
             else:
-                ent = _entitlement4(prog, months, dec, rates)
+                ek = (prog, months, id(dec))
+                ent = ent_cache.get(ek, ent_cache)
+                if ent is ent_cache:
+                    ent = ent_cache[ek] = _entitlement4(prog, months, dec, rates)
                 if ent is not None:
                     total4, rate_ids = ent
                     amount = o["amount"]
                     if amount * 4 > total4:
-                        rel_ids = _uniq((oid, dec["id"], *rate_ids))
                         add(Anomaly(
-                            "over_entitlement", oid, kk, rel_ids,
+                            "over_entitlement", oid, kk, _uniq((oid, dec["id"], *rate_ids)),
                             f"amount {amount} > entitlement {_fmt_quarter(total4)}",
                         ))
 
         # asn_recipient
-        hits = [a for a in asn.get(nik, ())
-                if a["from"] <= date_s and (a.get("until") is None or date_s < a["until"])]
-        if hits:
-            a0 = hits[0]
-            until = a0.get("until")
-            add(Anomaly(
-                "asn_recipient", oid, kk, _uniq((oid, *(a["id"] for a in hits))),
-                f"recipient registered as civil servant from {a0['from']}"
-                + (f" until {until}" if until else "")
-                + f" when ordered on {date_s}",
-            ))
+        regs = asn.get(nik)
+        if regs:
+            hits = [a for a in regs
+                    if a["from"] <= date_s and (a.get("until") is None or date_s < a["until"])]
+            if hits:
+                a0 = hits[0]
+                until = a0.get("until")
+                add(Anomaly(
+                    "asn_recipient", oid, kk, _uniq((oid, *(a["id"] for a in hits))),
+                    f"recipient registered as civil servant from {a0['from']}"
+                    + (f" until {until}" if until else "")
+                    + f" when ordered on {date_s}",
+                ))
 
         # deceased_recipient (order)
         d = deaths.get(nik)
@@ -447,11 +503,16 @@ def evaluate_anomalies(
 
         # invalid_nik
         flag = o.get("nik_possible")
-        if isinstance(flag, bool):
-            bad = not flag
+        if flag is True:
+            bad = False
+        elif flag is False:
+            bad = True
         else:
-            bad = (isinstance(nik, str) and len(nik) == 16 and nik.isascii()
-                   and nik.isdigit() and not nik_is_possible(nik))
+            bad = nik_ok_cache.get(nik)
+            if bad is None:
+                bad = nik_ok_cache[nik] = (
+                    isinstance(nik, str) and len(nik) == 16 and nik.isascii()
+                    and nik.isdigit() and not nik_is_possible(nik))
         if bad:
             add(Anomaly("invalid_nik", oid, kk, (oid,),
                         "recipient NIK is 16 digits but not a possible NIK"))
@@ -461,9 +522,14 @@ def evaluate_anomalies(
     for (kk, prog), tl in decisions.items():
         for start, end, dec in tl.intervals():
             if dec.get("decision") == "eligible":
-                reps.setdefault((dec["nik"], prog), []).append((start, end, kk, dec))
+                key = (dec["nik"], prog)
+                lst = reps.get(key)
+                if lst is None:
+                    reps[key] = [(start, end, kk, dec)]
+                else:
+                    lst.append((start, end, kk, dec))
     for (nik, prog), ivs in reps.items():
-        if len({iv[2] for iv in ivs}) < 2:
+        if len(ivs) < 2 or len({iv[2] for iv in ivs}) < 2:
             continue
         hot = _multi_family_segments(ivs)
         if not hot:
@@ -485,44 +551,48 @@ def evaluate_anomalies(
 
     # ---- settlements -----------------------------------------------------
     for s in by_type.get("disbursement.settled", ()):
-        sid, ref = s["id"], s["disbursement"]
+        ref = s["disbursement"]
         o = orders.get(ref)
         if o is None:
+            sid = s["id"]
             add(Anomaly("ghost_settlement", sid, f"disbursement:{ref}", (sid,),
                         f"{s.get('status')} settlement of {s['amount']} references no known order"))
-            continue
-        if s.get("status") == "credited" and s["amount"] != o["amount"]:
+        elif s["amount"] != o["amount"] and s.get("status") == "credited":
+            sid = s["id"]
             add(Anomaly("settlement_mismatch", sid, o["kk"], (sid, o["id"]),
                         f"credited {s['amount']} != ordered amount {o['amount']}"))
 
     # ---- pickups ---------------------------------------------------------
-    pickup_list = by_type.get("pickup.recorded", [])
     conc: dict[tuple[str, str, str], list[dict]] = {}
-    for p in pickup_list:
-        pid, ref = p["id"], p["disbursement"]
+    for p in by_type.get("pickup.recorded", ()):
+        ref = p["disbursement"]
         o = orders.get(ref)
-        subject = o["kk"] if o is not None else p["nik"]
-        date_s = p["at"][:10]
 
         # deceased_recipient (pickup)
         d = deaths.get(p["nik"])
-        if d is not None and date_s > d["date"]:
-            add(Anomaly(
-                "deceased_recipient", pid, subject,
-                _uniq((pid, *((o["id"],) if o is not None else ()), d["id"])),
-                f"pickup dated {date_s} after recipient's death on {d['date']}",
-            ))
+        if d is not None:
+            date_s = p["at"][:10]
+            if date_s > d["date"]:
+                pid = p["id"]
+                add(Anomaly(
+                    "deceased_recipient", pid, o["kk"] if o is not None else p["nik"],
+                    _uniq((pid, *((o["id"],) if o is not None else ()), d["id"])),
+                    f"pickup dated {date_s} after recipient's death on {d['date']}",
+                ))
 
         # pickup_without_disbursement
         if o is None:
-            add(Anomaly("pickup_without_disbursement", pid, subject, (pid,),
+            pid = p["id"]
+            add(Anomaly("pickup_without_disbursement", pid, p["nik"], (pid,),
                         f"pickup of {p['amount']} references no known order"))
-        elif log.is_failed(ref):
-            add(Anomaly("pickup_without_disbursement", pid, subject,
-                        _uniq((pid, ref, *log.failed_ids[ref])),
+            continue
+        if ref in failed_ids and ref not in credited:
+            pid = p["id"]
+            add(Anomaly("pickup_without_disbursement", pid, o["kk"],
+                        _uniq((pid, ref, *failed_ids[ref])),
                         f"pickup of {p['amount']} on an order whose settlement failed"))
 
-        if o is None or p.get("by") != "companion":
+        if p.get("by") != "companion":
             continue
         comp = p.get("companion")
 
@@ -531,6 +601,7 @@ def evaluate_anomalies(
         tl = assignments.get((o["kk"], o["program"]))
         asg = tl.at(m) if tl is not None else None
         if asg is None or asg.get("companion") != comp:
+            pid = p["id"]
             if asg is None:
                 why = f"no companion assigned at {_fmt_mk(m)}"
                 rel = (pid, ref)
@@ -540,62 +611,78 @@ def evaluate_anomalies(
             add(Anomaly("unassigned_companion_pickup", pid, o["kk"], _uniq(rel),
                         f"companion pickup of {p['amount']}: {why}"))
 
-        conc.setdefault((comp, o["program"], o["period"]), []).append(p)
+        key = (comp, o["program"], o["period"])
+        lst = conc.get(key)
+        if lst is None:
+            conc[key] = [p]
+        else:
+            lst.append(p)
 
     # ---- over_withdrawal -------------------------------------------------
+    picked = log.picked
     for oid, plist in log.pickups.items():
         o = orders.get(oid)
         if o is None:
             continue
-        credited = log.credited.get(oid, 0)
-        limit = credited if credited > 0 else o["amount"]
+        c = credited.get(oid, 0)
+        limit = c if c > 0 else o["amount"]
+        if picked[oid] <= limit:
+            continue
+        what = "credited" if c > 0 else "ordered"
         total = 0
-        for p in sorted(plist, key=lambda p: (instant_key(p["at"]), p["seq"])):
+        if len(plist) > 1:
+            plist = sorted(plist, key=lambda p: (instant_key(p["at"]), p["seq"]))
+        for p in plist:
             total += p["amount"]
             if total > limit:
-                what = "credited" if credited > 0 else "ordered"
                 add(Anomaly("over_withdrawal", p["id"], o["kk"], (p["id"], oid),
                             f"pickups total {total} > {what} amount {limit}"))
 
     # ---- companion_concentration -----------------------------------------
+    need = thresholds.companion_families
     for (comp, prog, period), plist in conc.items():
+        if len(plist) < need:
+            continue
         kks = {orders[p["disbursement"]]["kk"] for p in plist}
-        if len(kks) >= thresholds.companion_families:
-            plist.sort(key=_seq)
+        if len(kks) >= need:
             add(Anomaly(
                 "companion_concentration", f"companion:{comp}:{prog}:{period}",
                 f"companion:{comp}", _uniq(p["id"] for p in plist),
                 f"companion collected for {len(kks)} families on {prog} {period} "
-                f"(threshold {thresholds.companion_families})",
+                f"(threshold {need})",
             ))
 
     # ---- unclaimed_funds -------------------------------------------------
     if D is not None:
-        for oid, credited in log.credited.items():
-            if credited <= 0:
+        returned = log.returned
+        limit_days = thresholds.unclaimed_days
+        for oid, c in credited.items():
+            if c <= 0:
                 continue
             o = orders.get(oid)
             if o is None:
                 continue
-            picked = sum(p["amount"] for p in log.pickups.get(oid, ()))
-            returned = sum(r["amount"] for r in log.returns.get(oid, ()))
-            if picked + returned >= credited:
+            pu = picked.get(oid, 0)
+            rt = returned.get(oid, 0)
+            if pu + rt >= c:
                 continue
-            creds = [s for s in log.settlements[oid] if s.get("status") == "credited"]
-            first = min(creds, key=lambda s: (instant_key(s["at"]), s["seq"]))
+            creds = log.credited_settlements[oid]
+            first = creds[0] if len(creds) == 1 else min(
+                creds, key=lambda s: (instant_key(s["at"]), s["seq"]))
             days = (D - _dt.date.fromisoformat(first["at"][:10])).days
-            if days > thresholds.unclaimed_days:
+            if days > limit_days:
                 add(Anomaly(
                     "unclaimed_funds", oid, o["kk"],
                     _uniq((oid, first["id"], *(s["id"] for s in creds))),
-                    f"{credited - picked - returned} of {credited} credited unclaimed "
-                    f"for {days} days (> {thresholds.unclaimed_days})",
+                    f"{c - pu - rt} of {c} credited unclaimed "
+                    f"for {days} days (> {limit_days})",
                 ))
 
     # One anomaly per (rule, primary); deterministic order.
     seen: set[tuple[str, str]] = set()
     result = []
-    for a in sorted(out, key=lambda a: (_RULE_RANK[a.rule], a.primary)):
+    rank = _RULE_RANK
+    for a in sorted(out, key=lambda a: (rank[a.rule], a.primary)):
         k = (a.rule, a.primary)
         if k not in seen:
             seen.add(k)
@@ -702,37 +789,40 @@ def compute_balances(facts: Iterable[dict], kk: str | None = None) -> list[Balan
     """SPEC §3 balances over the whole log, one per (kk, program); optional kk filter."""
     orders: dict[str, tuple[int, dict]] = {}
     rest: list[dict] = []
+    rest_append = rest.append
     for f in facts:
-        t = f.get("type")
+        t = f["type"]
         if t == "disbursement.ordered":
-            cur = orders.get(f["id"])
+            oid = f["id"]
+            cur = orders.get(oid)
             if cur is None or f["seq"] < cur[0]:
-                orders[f["id"]] = (f["seq"], f)
-        elif t in ("disbursement.settled", "pickup.recorded", "funds.returned"):
-            rest.append(f)
+                orders[oid] = (f["seq"], f)
+        elif t in _MONEY:
+            rest_append(f)
 
     acc: dict[tuple[str, str], list[int]] = {}
-    for _, o in orders.values():
-        if kk is not None and o["kk"] != kk:
+    by_order: dict[str, list[int]] = {}
+    for oid, (_, o) in orders.items():
+        okk = o["kk"]
+        if kk is not None and okk != kk:
             continue
-        a = acc.setdefault((o["kk"], o["program"]), [0, 0, 0, 0])
+        key = (okk, o["program"])
+        a = acc.get(key)
+        if a is None:
+            a = acc[key] = [0, 0, 0, 0]
         a[0] += o["amount"]
+        by_order[oid] = a
     for f in rest:
-        entry = orders.get(f["disbursement"])
-        if entry is None:
-            continue
-        o = entry[1]
-        if kk is not None and o["kk"] != kk:
-            continue
-        a = acc[(o["kk"], o["program"])]
+        a = by_order.get(f["disbursement"])
+        if a is None:
+            continue  # unknown order (or filtered out by kk)
         t = f["type"]
-        if t == "disbursement.settled":
-            if f.get("status") == "credited":
-                a[1] += f["amount"]
-        elif t == "pickup.recorded":
+        if t == "pickup.recorded":
             a[2] += f["amount"]
-        else:
+        elif t == "funds.returned":
             a[3] += f["amount"]
+        elif f.get("status") == "credited":
+            a[1] += f["amount"]
     return [
         Balance(k, p, a[0], a[1], a[2], a[3], a[1] - a[2] - a[3])
         for (k, p), a in sorted(acc.items())

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import orjson
 
+from jejak.domain.facts import FACT_TYPES as SPEC_FACT_TYPES
 from jejak.store.datastore import Store
 
 
@@ -71,6 +72,8 @@ class FactIndex(ReadModel):
         rows = []
         for r in records:
             f = r.fact
+            if f["type"] not in SPEC_FACT_TYPES:
+                continue  # jejak's own facts (erasures) are not evidence about aid
             body = dict(f)
             body.update(r.derived)
             rows.append(

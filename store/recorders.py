@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresAggregateRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from jejak.audit.merkle import leaf_hash, new_nodes_for_append
@@ -170,17 +170,23 @@ class LogAppender:
             )
         return statuses
 
+    def select_in(self, cursor: Any, select: str, column: str, values: Sequence[Any]) -> list[Any]:
+        """Rows of `select` WHERE column IN values (chunked)."""
+        rows: list[Any] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            cursor.execute(self.sql(f"{select} WHERE {column} IN ({marks})"), list(chunk))
+            rows.extend(cursor.fetchall())
+        return rows
+
     def _existing_states(self, cursor: Any, oids: list[UUID]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         table = self.events_table_name  # type: ignore[attr-defined]
-        for start in range(0, len(oids), 500):
-            chunk = oids[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            cursor.execute(
-                self.sql(f"SELECT originator_id, state FROM {table} WHERE originator_id IN ({marks})"),
-                [self.oid_param(o) for o in chunk],
-            )
-            for row in cursor.fetchall():
+        if oids:
+            for row in self.select_in(
+                cursor, f"SELECT originator_id, state FROM {table}", "originator_id", [self.oid_param(o) for o in oids]
+            ):
                 oid = row["originator_id"]
                 out[oid.hex if isinstance(oid, UUID) else UUID(oid).hex] = bytes(row["state"])
         return out
@@ -192,13 +198,7 @@ class LogAppender:
                 wanted.setdefault(token, (kind, value))
         if not wanted:
             return
-        tokens = list(wanted)
-        known: set[str] = set()
-        for start in range(0, len(tokens), 500):
-            chunk = tokens[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            cursor.execute(self.sql(f"SELECT token FROM jejak_subjects WHERE token IN ({marks})"), chunk)
-            known.update(row["token"] for row in cursor.fetchall())
+        known = {row["token"] for row in self.select_in(cursor, "SELECT token FROM jejak_subjects", "token", list(wanted))}
         rows = []
         for token, (kind, value) in wanted.items():
             if token in known:
@@ -254,8 +254,17 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
         self._lock_table(cursor)
 
     def insert_stored(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        # Same table and lock as the library's insert, but COPY instead of an
+        # unnest() of composite values: several times faster for big batches.
         self._notify_channel(cursor)
-        PostgresAggregateRecorder._insert_stored_events(self, cursor, stored_events)
+        self.bulk_insert(
+            cursor, self.events_table_name, ("originator_id", "originator_version", "topic", "state"),
+            [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events],
+        )
+
+    def select_in(self, cursor: Any, select: str, column: str, values: Sequence[Any]) -> list[Any]:
+        cursor.execute(f"{select} WHERE {column} = ANY(%s)", (list(values),))
+        return list(cursor.fetchall())
 
     def bulk_insert(self, cursor: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
         if not rows:

@@ -43,10 +43,18 @@ class Tokenizer:
         if len(pseudonym_key) < 32:
             raise ValueError("pseudonym key must be at least 32 bytes")
         self._key = pseudonym_key
+        self._cache: dict[tuple[str, str], str] = {}
 
     def token(self, kind: str, value: str) -> str:
+        cached = self._cache.get((kind, value))
+        if cached is not None:
+            return cached
         mac = hmac.new(self._key, kind.encode() + b"\x00" + value.encode("utf-8"), hashlib.sha256).digest()
-        return TOKEN_PREFIX + _b32(mac[:20])
+        token = TOKEN_PREFIX + _b32(mac[:20])
+        if len(self._cache) >= 200_000:
+            self._cache.clear()  # bounded memory on very large ingests
+        self._cache[(kind, value)] = token
+        return token
 
     def fingerprint(self) -> str:
         """Identifies the key without revealing it (stored to detect a wrong key)."""

@@ -1,0 +1,539 @@
+"""Kafka feeds against a real broker (Tansu, memory storage) and an in-memory fake ledger."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from jejak.feeds.cloudevents import OUTBOUND_TYPES, decode, encode
+from jejak.feeds.consumer import Consumer, default_consumer_factory
+from jejak.feeds.ports import LedgerPort
+from jejak.feeds.publisher import Publisher, default_producer_factory
+
+REPO = Path(__file__).resolve().parents[2]
+WAIT = 30.0  # upper bound for any single broker wait in these tests
+
+
+# ------------------------------------------------------------------ fake ledger
+@dataclass(frozen=True)
+class FakeOutcome:
+    status: str
+    fact_id: str | None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class FakeEntry:
+    index: int
+    fact: dict[str, Any]
+    chain: str
+
+
+KNOWN_TYPES = {
+    "rates.set", "eligibility.decided", "companion.assigned", "disbursement.ordered",
+    "disbursement.settled", "pickup.recorded", "funds.returned", "asn.registered", "death.recorded",
+}
+
+
+class FakeLedger:
+    """Dict-based ledger implementing the port; idempotent by id; optionally persisted to a file."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path else None
+        self.entries: list[FakeEntry] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.positions: dict[str, int] = {}
+        self.record_calls = 0
+        self.lock = threading.Lock()
+        if self.path and self.path.exists():
+            state = json.loads(self.path.read_text())
+            self.positions = state["positions"]
+            for e in state["entries"]:
+                self._append(e["fact"])
+
+    def _append(self, fact: dict[str, Any]) -> None:
+        prev = self.entries[-1].chain if self.entries else "00" * 32
+        chain = hashlib.sha256(bytes.fromhex(prev) + orjson.dumps(fact, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        self.entries.append(FakeEntry(len(self.entries), fact, chain))
+        self.by_id[fact["id"]] = fact
+
+    def _persist(self) -> None:
+        if self.path:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"positions": self.positions,
+                                       "entries": [{"fact": e.fact} for e in self.entries]}))
+            os.replace(tmp, self.path)
+
+    @staticmethod
+    def _check(item: Any) -> tuple[dict | None, FakeOutcome | None]:
+        try:
+            obj = item if isinstance(item, dict) else json.loads(item)
+        except ValueError:
+            return None, FakeOutcome("rejected", None, "fact.invalid", "not JSON")
+        fid = obj.get("id") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict) or not isinstance(fid, str) or obj.get("type") not in KNOWN_TYPES:
+            return None, FakeOutcome("rejected", fid if isinstance(fid, str) else None, "fact.invalid",
+                                     "needs a string id and a known type")
+        amount = obj.get("amount", 1)
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            return None, FakeOutcome("rejected", fid, "fact.invalid", "amount must be a positive integer")
+        return obj, None
+
+    def record(self, items):
+        with self.lock:
+            self.record_calls += 1
+            out = []
+            for item in items:
+                fact, bad = self._check(item)
+                if bad:
+                    out.append(bad)
+                elif fact["id"] in self.by_id:
+                    same = self.by_id[fact["id"]] == fact
+                    out.append(FakeOutcome("duplicate", fact["id"]) if same else
+                               FakeOutcome("rejected", fact["id"], "fact.conflict", "different content"))
+                else:
+                    self._append(fact)
+                    out.append(FakeOutcome("accepted", fact["id"]))
+            self._persist()
+            return out
+
+    def read_entries(self, start, limit):
+        with self.lock:
+            return list(self.entries[start:start + limit])
+
+    def get_position(self, name):
+        return self.positions.get(name, 0)
+
+    def set_position(self, name, position):
+        with self.lock:
+            self.positions[name] = position
+            self._persist()
+
+    def ids_of(self, fact_type: str) -> list[str]:
+        return [e.fact["id"] for e in self.entries if e.fact["type"] == fact_type]
+
+
+# ---------------------------------------------------------------------- facts
+_seq = itertools.count(1)
+
+
+def order(channel: str = "BRI", n: int | None = None) -> dict[str, Any]:
+    n = n if n is not None else next(_seq)
+    return {
+        "id": f"ord-{uuid.uuid4().hex[:8]}-{n}", "type": "disbursement.ordered",
+        "at": "2024-03-01T09:00:00+07:00", "source": {"kind": "kemensos", "id": "pusat"},
+        "kk": "3201010101010001", "nik": "3201014101900001", "program": "PKH",
+        "period": "2024-T1", "amount": 750000, "channel": channel,
+    }
+
+
+def settlement(order_id: str, amount: int = 750000, channel: str = "BRI") -> dict[str, Any]:
+    return {
+        "id": f"stl-{order_id}", "type": "disbursement.settled", "at": "2024-03-05T10:00:00+07:00",
+        "source": {"kind": "bank", "id": channel}, "disbursement": order_id,
+        "status": "credited", "amount": amount, "channel": channel,
+    }
+
+
+# -------------------------------------------------------------------- helpers
+def uniq(prefix: str) -> str:
+    return f"t{uuid.uuid4().hex[:8]}.{prefix}"
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=10000)
+    try:
+        futs = [p.send(topic, key=(keys[i] if keys else None), value=v) for i, v in enumerate(values)]
+        p.flush(timeout=WAIT)
+        for f in futs:
+            f.get(timeout=WAIT)
+    finally:
+        p.close(timeout=5)
+
+
+def read_topic(bootstrap: str, topic: str, at_least: int, timeout: float = WAIT, settle: float = 0.3) -> list:
+    """All records of ``topic`` (no consumer group); waits until at least ``at_least`` arrived."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10000)
+    try:
+        deadline = time.monotonic() + timeout
+        parts = None
+        while time.monotonic() < deadline:
+            parts = c.partitions_for_topic(topic)
+            if parts:
+                break
+            time.sleep(0.1)
+        assert parts, f"topic {topic} never appeared"
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        got: list = []
+        quiet_since = None
+        while time.monotonic() < deadline:
+            batch = c.poll(timeout_ms=200)
+            for recs in batch.values():
+                got.extend(recs)
+            if len(got) >= at_least:
+                if not batch:
+                    quiet_since = quiet_since or time.monotonic()
+                    if time.monotonic() - quiet_since >= settle:
+                        break
+                else:
+                    quiet_since = None
+        return got
+    finally:
+        c.close(autocommit=False)
+
+
+def consumer_for(ledger, bootstrap, topic, **kw) -> Consumer:
+    return Consumer(ledger, bootstrap, topic=topic, group_id=kw.pop("group_id", uniq("group")),
+                    rejects_topic=kw.pop("rejects_topic", topic + ".rejects"), once_timeout=WAIT, **kw)
+
+
+class SimulatedCrash(BaseException):
+    """Escapes every ``except Exception`` like a kill would."""
+
+
+def test_fake_ledger_satisfies_port():
+    assert isinstance(FakeLedger(), LedgerPort)
+
+
+# ---------------------------------------------------------------------- tests
+def test_round_trip(kafka_bootstrap):
+    ledger = FakeLedger()
+    prefix = uniq("disbursements")
+    inbound = uniq("settlements")
+    bri = [order("BRI") for _ in range(3)]
+    pos = order("POS")
+    ledger.record([{"id": "elig-1", "type": "eligibility.decided"}, bri[0], pos, bri[1], bri[2]])
+
+    t0 = time.monotonic()
+    summary = Publisher(ledger, kafka_bootstrap, topic_prefix=prefix).run(once=True)
+    assert summary == {"published": 4, "position": 5}
+    assert ledger.get_position("feed.publish") == 5
+
+    # the bank reads its topic ...
+    recs = read_topic(kafka_bootstrap, f"{prefix}.BRI", at_least=3)
+    assert sorted(r.key.decode() for r in recs) == sorted(o["id"] for o in bri)
+    by_id = {e.fact["id"]: e for e in ledger.entries}
+    for r in recs:
+        ev = decode(r.value, OUTBOUND_TYPES)
+        entry = by_id[ev.id]
+        assert ev.source == "jejak" and ev.data == entry.fact
+        assert ev.index == entry.index and ev.chain == entry.chain
+        assert dict(r.headers)["content-type"].startswith(b"application/cloudevents+json")
+    assert [decode(r.value, OUTBOUND_TYPES).id for r in read_topic(kafka_bootstrap, f"{prefix}.POS", 1)] == [pos["id"]]
+
+    # ... and answers with settlements
+    settlements = [settlement(o["id"]) for o in bri]
+    produce(kafka_bootstrap, inbound, [encode(s, "bank/BRI") for s in settlements],
+            [s["id"].encode() for s in settlements])
+    group = uniq("group")
+    t1 = time.monotonic()
+    got = consumer_for(ledger, kafka_bootstrap, inbound, group_id=group).run(once=True)
+    t2 = time.monotonic()
+    assert got == {"accepted": 3, "duplicates": 0, "rejected": 0}
+    assert sorted(ledger.ids_of("disbursement.settled")) == sorted(s["id"] for s in settlements)
+
+    # offsets were committed: a second run of the same group sees nothing new
+    assert consumer_for(ledger, kafka_bootstrap, inbound, group_id=group).run(once=True) == {
+        "accepted": 0, "duplicates": 0, "rejected": 0}
+    # publisher is caught up
+    assert Publisher(ledger, kafka_bootstrap, topic_prefix=prefix).run(once=True)["published"] == 0
+    print(f"\npublish {t1 - t0:.2f}s, consume once {t2 - t1:.2f}s")
+
+
+def test_consumer_crash_between_record_and_commit(kafka_bootstrap):
+    ledger = FakeLedger()
+    topic, group = uniq("settlements"), uniq("group")
+    first = [settlement(f"o{i}") for i in range(5)]
+    produce(kafka_bootstrap, topic, [encode(s, "bank/BRI") for s in first])
+
+    def crashing_factory():
+        c = default_consumer_factory(kafka_bootstrap, topic, group)
+
+        def commit(*a, **k):
+            raise SimulatedCrash("killed after record, before commit")
+
+        c.commit = commit
+        return c
+
+    crashing = consumer_for(ledger, kafka_bootstrap, topic, group_id=group, consumer_factory=crashing_factory)
+    with pytest.raises(SimulatedCrash):
+        crashing.run(once=True)
+    assert sorted(ledger.ids_of("disbursement.settled")) == sorted(s["id"] for s in first)
+
+    # restart: everything is re-delivered (nothing was committed) and dropped as duplicates
+    assert consumer_for(ledger, kafka_bootstrap, topic, group_id=group).run(once=True) == {
+        "accepted": 0, "duplicates": 5, "rejected": 0}
+    more = [settlement(f"p{i}") for i in range(2)]
+    produce(kafka_bootstrap, topic, [encode(s, "bank/BRI") for s in more])
+    assert consumer_for(ledger, kafka_bootstrap, topic, group_id=group).run(once=True) == {
+        "accepted": 2, "duplicates": 0, "rejected": 0}
+    ids = ledger.ids_of("disbursement.settled")
+    assert len(ids) == len(set(ids)) == 7
+
+
+_KILL_SCRIPT = r"""
+import os, signal, sys, logging
+sys.path.insert(0, {repo!r})
+from tests.integration.test_feeds_kafka import FakeLedger
+from jejak.feeds.consumer import Consumer
+logging.basicConfig(level=logging.WARNING)
+ledger = FakeLedger({state!r})
+real_record = ledger.record
+def record(items):
+    out = real_record(items)              # durable (persisted to the state file) ...
+    if {kill!r}:
+        os.kill(os.getpid(), signal.SIGKILL)  # ... then die before the offset commit
+    return out
+ledger.record = record
+print(Consumer(ledger, {bootstrap!r}, topic={topic!r}, group_id={group!r},
+               rejects_topic={topic!r} + ".rejects", once_timeout=30).run(once=True), flush=True)
+"""
+
+
+def test_consumer_process_killed_before_commit(kafka_bootstrap, tmp_path):
+    state = tmp_path / "ledger.json"
+    topic, group = uniq("settlements"), uniq("group")
+    facts = [settlement(f"k{i}") for i in range(4)]
+    produce(kafka_bootstrap, topic, [encode(s, "bank/BRI") for s in facts])
+
+    def run(kill: bool) -> subprocess.CompletedProcess:
+        script = _KILL_SCRIPT.format(repo=str(REPO), state=str(state), kill=kill, bootstrap=kafka_bootstrap,
+                                     topic=topic, group=group)
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
+
+    killed = run(kill=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert sorted(FakeLedger(state).ids_of("disbursement.settled")) == sorted(f["id"] for f in facts)
+
+    # The dead member never left the group: the restart waits for its session to expire.
+    again = run(kill=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.strip().splitlines()[-1] == str({"accepted": 0, "duplicates": 4, "rejected": 0})
+    ids = FakeLedger(state).ids_of("disbursement.settled")
+    assert len(ids) == len(set(ids)) == 4
+
+
+_SIGTERM_SCRIPT = r"""
+import sys, threading, logging
+sys.path.insert(0, {repo!r})
+from tests.integration.test_feeds_kafka import FakeLedger
+from jejak.feeds.consumer import Consumer, stop_on_signals
+logging.basicConfig(level=logging.WARNING)
+ledger = FakeLedger({state!r})
+real_record = ledger.record
+def record(items):
+    out = real_record(items)
+    print("recorded", flush=True)
+    return out
+ledger.record = record
+stop = threading.Event()
+stop_on_signals(stop)
+print(Consumer(ledger, {bootstrap!r}, topic={topic!r}, group_id={group!r},
+               rejects_topic={topic!r} + ".rejects").run(stop_event=stop), flush=True)
+"""
+
+
+def test_consumer_sigterm_clean_shutdown(kafka_bootstrap, tmp_path):
+    state = tmp_path / "ledger.json"
+    topic, group = uniq("settlements"), uniq("group")
+    produce(kafka_bootstrap, topic, [encode(settlement("sig1"), "bank/BRI")])
+    script = _SIGTERM_SCRIPT.format(repo=str(REPO), state=str(state), bootstrap=kafka_bootstrap,
+                                    topic=topic, group=group)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    watchdog = threading.Timer(WAIT + 30, proc.kill)  # bounds the blocking readline below
+    watchdog.start()
+    try:
+        assert proc.stdout.readline().strip() == "recorded"
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    assert time.monotonic() - t < 5
+    assert out.strip().splitlines()[-1] == str({"accepted": 1, "duplicates": 0, "rejected": 0})
+    assert FakeLedger(state).ids_of("disbursement.settled") == ["stl-sig1"]
+
+
+def test_publisher_crash_mid_batch(kafka_bootstrap):
+    ledger = FakeLedger()
+    prefix = uniq("disbursements")
+    orders = [order("BRI") for _ in range(10)]
+    ledger.record(orders)
+
+    def crashing_producer(after: int):
+        def factory():
+            p = default_producer_factory(kafka_bootstrap)
+            real_send, sent = p.send, [0]
+
+            def send(*a, **k):
+                if sent[0] == after:
+                    raise SimulatedCrash("killed mid-batch")
+                sent[0] += 1
+                return real_send(*a, **k)
+
+            p.send = send
+            return p
+        return factory
+
+    # batch 1 (4 orders) goes through, the process dies in the middle of batch 2
+    pub = Publisher(ledger, producer_factory=crashing_producer(after=6), topic_prefix=prefix, batch_size=4)
+    with pytest.raises(SimulatedCrash):
+        pub.run(once=True)
+    assert ledger.get_position("feed.publish") == 4
+
+    # a crash after the flush but before the position is stored
+    real_set = ledger.set_position
+
+    def set_position_crash(name, position):
+        raise SimulatedCrash("killed after flush, before set_position")
+
+    ledger.set_position = set_position_crash
+    with pytest.raises(SimulatedCrash):
+        Publisher(ledger, kafka_bootstrap, topic_prefix=prefix, batch_size=4).run(once=True)
+    assert ledger.get_position("feed.publish") == 4
+    ledger.set_position = real_set
+
+    # restart: resumes from the stored position and publishes everything at least once
+    assert Publisher(ledger, kafka_bootstrap, topic_prefix=prefix, batch_size=4).run(once=True) == {
+        "published": 6, "position": 10}
+    recs = read_topic(kafka_bootstrap, f"{prefix}.BRI", at_least=10)
+    published = [decode(r.value, OUTBOUND_TYPES).id for r in recs]
+    assert set(published) == {o["id"] for o in orders}
+    assert len(published) >= 10  # duplicates on the wire are allowed
+
+
+def test_poison_messages_go_to_rejects(kafka_bootstrap):
+    ledger = FakeLedger()
+    topic = uniq("settlements")
+    rejects = topic + ".rejects"
+    good = [settlement(f"g{i}") for i in range(3)]
+    bad_amount = settlement("g9", amount=-5)
+    order_fact = order("BRI")
+    mismatched = orjson.loads(encode(settlement("g8"), "bank/BRI"))
+    mismatched["id"] = "something-else"
+    values = [
+        encode(good[0], "bank/BRI"),
+        b"this is not json",                                               # feed.not_json
+        b"\xff\xfe\x00binary",                                             # feed.not_json (base64 payload)
+        orjson.dumps({"hello": "world"}),                                 # feed.not_cloudevent
+        orjson.dumps(settlement("g7")),                                   # bare fact: feed.not_cloudevent
+        encode(good[1], "bank/BRI"),
+        orjson.dumps(dict(orjson.loads(encode(good[2], "bank/BRI")), data="x")),  # feed.data_not_object
+        orjson.dumps(mismatched),                                          # feed.envelope_mismatch
+        encode(order_fact, "bank/BRI"),                                    # feed.type_not_allowed
+        encode(bad_amount, "bank/BRI"),                                    # ledger: fact.invalid
+        encode(good[2], "bank/BRI"),
+    ]
+    # one partition so that offsets are predictable
+    p = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for v in values:
+        p.send(topic, value=v, partition=0)
+    p.flush(timeout=WAIT)
+    p.close(timeout=5)
+
+    group = uniq("group")
+    assert consumer_for(ledger, kafka_bootstrap, topic, rejects_topic=rejects, group_id=group).run(once=True) == {
+        "accepted": 3, "duplicates": 0, "rejected": 8}
+    assert sorted(ledger.ids_of("disbursement.settled")) == sorted(g["id"] for g in good)
+
+    dead = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, rejects, at_least=8)]
+    dead.sort(key=lambda d: d["offset"])
+    assert [(d["offset"], d["error"]) for d in dead] == [
+        (1, "feed.not_json"), (2, "feed.not_json"), (3, "feed.not_cloudevent"), (4, "feed.not_cloudevent"),
+        (6, "feed.data_not_object"), (7, "feed.envelope_mismatch"), (8, "feed.type_not_allowed"),
+        (9, "fact.invalid"),
+    ]
+    assert all(d["topic"] == topic and d["partition"] == 0 and d["message"] for d in dead)
+    assert dead[0]["payload"] == "this is not json"
+    assert dead[1]["payload_encoding"] == "base64"
+    assert base64.b64decode(dead[1]["payload"]) == b"\xff\xfe\x00binary"
+    assert dead[7]["id"] == bad_amount["id"] and orjson.loads(dead[7]["payload"])["data"] == bad_amount
+
+    # the stream continues past the poison
+    later = settlement("g10")
+    produce(kafka_bootstrap, topic, [encode(later, "bank/BRI")])
+    assert consumer_for(ledger, kafka_bootstrap, topic, rejects_topic=rejects, group_id=group).run(once=True) == {
+        "accepted": 1, "duplicates": 0, "rejected": 0}
+    assert later["id"] in ledger.ids_of("disbursement.settled")
+
+
+def wait_until(pred, timeout: float = WAIT, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def test_broker_restart_while_consuming(restartable_tansu):
+    broker = restartable_tansu
+    ledger = FakeLedger()
+    topic = uniq("settlements")
+    consumer = Consumer(ledger, broker.bootstrap, topic=topic, group_id=uniq("group"),
+                        rejects_topic=topic + ".rejects", max_backoff=2.0)
+    stop = threading.Event()
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(consumer.run(stop_event=stop)), daemon=True)
+
+    before = [settlement(f"b{i}") for i in range(3)]
+    produce(broker.bootstrap, topic, [encode(s, "bank/BRI") for s in before])
+    thread.start()
+    assert wait_until(lambda: len(ledger.ids_of("disbursement.settled")) == 3)
+
+    t0 = time.monotonic()
+    broker.restart()  # memory broker: topics, records and committed offsets are gone
+    after = [settlement(f"a{i}") for i in range(3)]
+    # a bank re-sends one old settlement too; the ledger must not record it twice
+    produce(broker.bootstrap, topic, [encode(s, "bank/BRI") for s in after + before[:1]])
+    assert wait_until(lambda: len(ledger.ids_of("disbursement.settled")) == 6, timeout=60), consumer.totals
+    recovered = time.monotonic() - t0
+    assert wait_until(lambda: consumer.totals["duplicates"] >= 1, timeout=10), consumer.totals
+
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "consumer did not stop on stop_event"
+    ids = ledger.ids_of("disbursement.settled")
+    assert sorted(ids) == sorted(s["id"] for s in before + after) and len(ids) == len(set(ids))
+    assert result["accepted"] == 6
+    print(f"\nrecovered {recovered:.2f}s after broker restart")
+
+
+def test_stop_event_ends_idle_consumer_promptly(kafka_bootstrap):
+    topic = uniq("settlements")
+    produce(kafka_bootstrap, topic, [encode(settlement("s1"), "bank/BRI")])
+    ledger = FakeLedger()
+    consumer = consumer_for(ledger, kafka_bootstrap, topic)
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, kwargs={"stop_event": stop}, daemon=True)
+    thread.start()
+    assert wait_until(lambda: ledger.ids_of("disbursement.settled"))
+    t = time.monotonic()
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert time.monotonic() - t < 5
