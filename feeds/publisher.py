@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from typing import Any, Callable
 
 from .cloudevents import KAFKA_CONTENT_TYPE, encode_entry

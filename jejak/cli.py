@@ -319,6 +319,89 @@ def erase(
     typer.echo(json.dumps(result))
 
 
+# ---------------------------------------------------------------------- feeds
+
+feed_app = typer.Typer(no_args_is_help=True, help="Kafka feeds with banks and PT Pos (CloudEvents 1.0, JSON).")
+app.add_typer(feed_app, name="feed")
+
+BootstrapOption = typer.Option("127.0.0.1:9092", "--bootstrap", help="Kafka bootstrap HOST:PORT")
+
+
+def _run_feed(kind: str, store: str | None, bootstrap: str, once: bool) -> None:
+    import logging
+    import threading
+
+    from jejak.feeds.consumer import Consumer, stop_on_signals
+    from jejak.feeds.publisher import Publisher
+    from jejak.projections.runner import Projector
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    with open_ledger(store) as ledger:
+        worker = Publisher(ledger, bootstrap) if kind == "publish" else Consumer(ledger, bootstrap)
+        result = worker.run(once=once, stop_event=stop)
+        if kind == "consume":
+            Projector(ledger.store).catch_up()
+    typer.echo(json.dumps(result))
+
+
+@feed_app.command("publish")
+def feed_publish(
+    bootstrap: str = BootstrapOption,
+    once: bool = typer.Option(False, "--once", help="Publish what is in the log, then exit"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Publish every disbursement order to jejak.disbursements.<channel> (outbox, resumes after a crash)."""
+    _run_feed("publish", store, bootstrap, once)
+
+
+@feed_app.command("consume")
+def feed_consume(
+    bootstrap: str = BootstrapOption,
+    once: bool = typer.Option(False, "--once", help="Drain the topic, then exit"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Record settlements, pickups and returns from jejak.settlements; rejects go to jejak.rejects."""
+    _run_feed("consume", store, bootstrap, once)
+
+
+@app.command()
+def reconcile(
+    channel: str = typer.Option(..., "--channel", help="BRI, BNI, MANDIRI, BTN, BSI or POS"),
+    period: Optional[str] = typer.Option(None, "--period", help="Only this period string"),
+    fmt: str = typer.Option("json", "--format", help="json or csv"),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="Also publish to jejak.reconciliation"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Reconcile one channel's orders with its settlements, pickups and returns."""
+    from jejak.domain.facts import CHANNELS
+    from jejak.feeds.reconcile import reconcile as run_reconcile
+    from jejak.feeds.reconcile import to_csv
+    from jejak.projections.readmodels import load_fact_rows
+    from jejak.projections.runner import Projector
+
+    if channel not in CHANNELS:
+        fail(f"--channel must be one of {', '.join(sorted(CHANNELS))}, got {channel!r}")
+    if fmt not in ("json", "csv"):
+        fail(f"--format must be json or csv, got {fmt!r}")
+    with open_ledger(store) as ledger:
+        Projector(ledger.store).catch_up()
+        reports = run_reconcile(load_fact_rows(ledger.store), channel, period)
+    if bootstrap:
+        from jejak.feeds.publisher import default_producer_factory
+
+        producer = default_producer_factory(bootstrap)
+        for r in reports:
+            producer.send("jejak.reconciliation", key=f"{r['channel']}:{r['period']}".encode(), value=orjson.dumps(r))
+        producer.flush()
+        producer.close()
+    if fmt == "csv":
+        sys.stdout.write(to_csv(reports))
+    else:
+        write_jsonl(reports)
+
+
 # -------------------------------------------------------------------- offline
 
 

@@ -297,7 +297,7 @@ class Ledger:
         entries = []
         for index, _fact_id, chain, leaf, _topic in self.store.read_log(start, start + limit):
             if leaf is None:
-                continue
+                raise LedgerError(f"log entry {index} has no stored event; run `jejak verify`")
             fact, _derived = decode_leaf(leaf)
             entries.append(Entry(index, self.reveal_fact(fact) if reveal else fact, chain.hex()))
         return entries

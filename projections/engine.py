@@ -15,7 +15,9 @@ evaluate in seconds.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import re
+from contextlib import contextmanager
 from bisect import bisect_right
 from operator import itemgetter
 from dataclasses import dataclass
@@ -155,15 +157,17 @@ def default_as_of(facts: Iterable[dict]) -> _dt.date | None:
     facts = facts if isinstance(facts, list) else list(facts)
     if not facts:
         return None
-    max_local = max(f["at"][:10] for f in facts)
+    # The lexicographically greatest `at` carries the greatest local date.
+    max_local = max(map(_get_at, facts))[:10]
     # A later instant can have an earlier local date by at most 2 days
     # (offsets are < 24h), so only those candidates need exact instants.
+    # (For a 10-char date prefix, at >= floor  <=>  at[:10] >= floor.)
     floor = (_dt.date.fromisoformat(max_local) - _dt.timedelta(days=2)).isoformat()
     best = None
     best_key = None
     for f in facts:
         at = f["at"]
-        if at[:10] < floor:
+        if at < floor:
             continue
         k = (instant_key(at), f["seq"])
         if best_key is None or k > best_key:
@@ -207,6 +211,7 @@ def _month(text: Any) -> int | None:
 
 
 _seq = itemgetter("seq")
+_get_at = itemgetter("at")
 
 
 def _sort_by_seq(lst: list[dict]) -> None:
@@ -364,6 +369,25 @@ def evaluate_anomalies(
     thresholds: Thresholds = Thresholds(),
 ) -> list[Anomaly]:
     """All SPEC §4 anomalies of the log as of ``as_of`` (default: latest ``at``)."""
+    with _no_gc():
+        return _evaluate(facts, as_of, thresholds)
+
+
+@contextmanager
+def _no_gc():
+    """Pause the cyclic GC: building millions of small containers otherwise
+    triggers repeated full collections (this code creates no cycles)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
+              thresholds: Thresholds) -> list[Anomaly]:
     facts = facts if isinstance(facts, list) else list(facts)
     if not facts:
         return []
@@ -465,7 +489,8 @@ def evaluate_anomalies(
                     rel = (oid, dec["id"])
                 add(Anomaly("no_eligibility", oid, kk, rel, f"family not eligible for {prog}: {why}"))
             else:
-                ek = (prog, months, id(dec))
+                comps = dec.get("components")
+                ek = (prog, months, tuple(comps.items()) if comps else None)
                 ent = ent_cache.get(ek, ent_cache)
                 if ent is ent_cache:
                     ent = ent_cache[ek] = _entitlement4(prog, months, dec, rates)
@@ -787,6 +812,11 @@ def _multi_family_segments(ivs: list[tuple]) -> list[tuple[float, float]]:
 
 def compute_balances(facts: Iterable[dict], kk: str | None = None) -> list[Balance]:
     """SPEC §3 balances over the whole log, one per (kk, program); optional kk filter."""
+    with _no_gc():
+        return _balances(facts, kk)
+
+
+def _balances(facts: Iterable[dict], kk: str | None) -> list[Balance]:
     orders: dict[str, tuple[int, dict]] = {}
     rest: list[dict] = []
     rest_append = rest.append

@@ -1,0 +1,16 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY jejak ./jejak
+COPY domain ./domain
+COPY store ./store
+COPY projections ./projections
+COPY audit ./audit
+COPY api ./api
+COPY feeds ./feeds
+RUN pip install --no-cache-dir . && useradd --system --home /var/lib/jejak jejak && mkdir -p /var/lib/jejak && chown jejak /var/lib/jejak
+USER jejak
+ENV JEJAK_PROFILE=prod JEJAK_KEYS_DIR=/run/secrets/jejak
+EXPOSE 8000
+ENTRYPOINT ["jejak"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

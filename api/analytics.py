@@ -1,0 +1,186 @@
+"""Anomalies with context, and privacy-preserving aggregates, from the fact index.
+
+Works on protected facts (tokens only). Results are cached per log size, so a
+burst of requests after one ingest computes them once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Iterable, Optional
+
+from jejak.api.deps import ApiState
+from jejak.domain.periods import parse_period
+from jejak.projections.engine import RULES, evaluate_anomalies
+from jejak.projections.readmodels import load_fact_rows
+
+MIN_FAMILIES = 5
+LEVELS = {"kota": 4, "kecamatan": 6, "desa": 10}
+
+
+@dataclass
+class FactView:
+    facts: list[dict[str, Any]]
+    by_id: dict[str, dict[str, Any]]
+    orders: dict[str, dict[str, Any]]
+    region_of: dict[str, str]  # kk token -> region of its latest eligibility decision
+
+
+def fact_view(state: ApiState, size: int) -> FactView:
+    def compute() -> FactView:
+        facts = load_fact_rows(state.store)
+        by_id = {f["id"]: f for f in facts}
+        orders = {f["id"]: f for f in facts if f["type"] == "disbursement.ordered"}
+        region_of: dict[str, str] = {}
+        for f in facts:  # log order: the latest decision wins
+            if f["type"] == "eligibility.decided" and isinstance(f.get("region"), str):
+                region_of[f["kk"]] = f["region"]
+        return FactView(facts, by_id, orders, region_of)
+
+    return state.cached("facts", size, compute)
+
+
+def raw_anomalies(state: ApiState, size: int, as_of: date | None) -> list[dict[str, Any]]:
+    view = fact_view(state, size)
+    return state.cached(
+        ("anomalies", as_of), size,
+        lambda: [a.to_dict() for a in evaluate_anomalies(view.facts, as_of, state.reports.thresholds)],
+    )
+
+
+def order_of(anomaly: dict[str, Any], view: FactView) -> Optional[dict[str, Any]]:
+    """The order an anomaly is about, if it is about one."""
+    for fid in (anomaly["primary"], *anomaly["facts"]):
+        fact = view.by_id.get(fid)
+        if fact is None:
+            continue
+        if fact["type"] == "disbursement.ordered":
+            return fact
+        ref = fact.get("disbursement")
+        if isinstance(ref, str) and ref in view.orders:
+            return view.orders[ref]
+    return None
+
+
+def context_of(anomaly: dict[str, Any], view: FactView) -> dict[str, Optional[str]]:
+    order = order_of(anomaly, view)
+    if order is not None:
+        return {"program": order.get("program"), "period": order.get("period"), "region": view.region_of.get(order["kk"])}
+    program = region = None
+    for fid in anomaly["facts"]:
+        fact = view.by_id.get(fid) or {}
+        program = program or fact.get("program")
+        region = region or fact.get("region") or view.region_of.get(fact.get("kk") or "")
+    return {"program": program, "period": None, "region": region}
+
+
+def tokens_of(anomaly: dict[str, Any], view: FactView) -> set[str]:
+    """Every family or person token an anomaly touches (its text and its facts)."""
+    text = " ".join((anomaly["primary"], anomaly["subject"], anomaly["detail"]))
+    tokens = {part for part in text.replace(":", " ").replace(",", " ").split() if part.startswith("tk1_")}
+    for fid in anomaly["facts"]:
+        fact = view.by_id.get(fid) or {}
+        tokens.update(v for k in ("kk", "nik") if isinstance(v := fact.get(k), str))
+        ref = fact.get("disbursement")
+        if isinstance(ref, str) and ref in view.orders:
+            tokens.update(v for k in ("kk", "nik") if isinstance(v := view.orders[ref].get(k), str))
+    return tokens
+
+
+def period_key(text: str | None) -> tuple:
+    if text is None:
+        return ((9999, 99), "")
+    try:
+        return (parse_period(text).first, text)
+    except ValueError:
+        return ((9999, 99), text)
+
+
+# ------------------------------------------------------------------ aggregates
+
+
+@dataclass
+class Cell:
+    families: set[str] = field(default_factory=set)
+    orders: int = 0
+    ordered: int = 0
+    credited: int = 0
+    collected: int = 0
+    returned: int = 0
+    anomalies: Counter = field(default_factory=Counter)
+
+
+def money_by_order(view: FactView) -> dict[str, list[int]]:
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for f in view.facts:
+        ref = f.get("disbursement")
+        if not isinstance(ref, str):
+            continue
+        if f["type"] == "disbursement.settled" and f.get("status") == "credited":
+            sums[ref][0] += f["amount"]
+        elif f["type"] == "pickup.recorded":
+            sums[ref][1] += f["amount"]
+        elif f["type"] == "funds.returned":
+            sums[ref][2] += f["amount"]
+    return sums
+
+
+def cells(state: ApiState, size: int, level: str) -> dict[tuple[Optional[str], str, str], Cell]:
+    def compute() -> dict[tuple[Optional[str], str, str], Cell]:
+        view = fact_view(state, size)
+        digits = LEVELS[level]
+        money = money_by_order(view)
+        out: dict[tuple[Optional[str], str, str], Cell] = defaultdict(Cell)
+        key_of_order: dict[str, tuple[Optional[str], str, str]] = {}
+        for oid, order in view.orders.items():
+            region = view.region_of.get(order["kk"])
+            key = (region[:digits] if region else None, order["program"], order["period"])
+            key_of_order[oid] = key
+            cell = out[key]
+            cell.families.add(order["kk"])
+            cell.orders += 1
+            cell.ordered += order["amount"]
+            credited, collected, returned = money.get(oid, (0, 0, 0))
+            cell.credited += credited
+            cell.collected += collected
+            cell.returned += returned
+        for anomaly in raw_anomalies(state, size, None):
+            order = order_of(anomaly, view)
+            if order is not None:
+                out[key_of_order[order["id"]]].anomalies[anomaly["rule"]] += 1
+        return dict(out)
+
+    return state.cached(("cells", level), size, compute)
+
+
+def anomaly_counts(state: ApiState, size: int) -> dict[str, int]:
+    counts = Counter(a["rule"] for a in raw_anomalies(state, size, None))
+    return {rule: counts.get(rule, 0) for rule in RULES}
+
+
+def program_totals(state: ApiState, size: int) -> dict[str, Cell]:
+    out: dict[str, Cell] = defaultdict(Cell)
+    for (_region, program, _period), cell in cells(state, size, "kota").items():
+        total = out[program]
+        total.families |= cell.families
+        total.orders += cell.orders
+        total.ordered += cell.ordered
+        total.credited += cell.credited
+        total.collected += cell.collected
+        total.returned += cell.returned
+    return dict(out)
+
+
+def regions_with_families(state: ApiState, size: int, level: str = "kecamatan") -> list[str]:
+    families: dict[str, set[str]] = defaultdict(set)
+    for (region, _program, _period), cell in cells(state, size, level).items():
+        if region is not None:
+            families[region] |= cell.families
+    return sorted(r for r, fams in families.items() if len(fams) >= MIN_FAMILIES)
+
+
+def periods(state: ApiState, size: int) -> list[str]:
+    seen: Iterable[str] = {period for (_r, _p, period) in cells(state, size, "kota")}
+    return sorted(seen, key=period_key)

@@ -1,0 +1,124 @@
+"""Per-app state (one Ledger for the app's lifetime) and request dependencies."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any, Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from jejak.api.access import ensure_access_table, record_access
+from jejak.api.errors import ApiError
+from jejak.api.receipts import ReceiptCodes, receipt_key
+from jejak.api.tokens import Principal, authenticate, ensure_token_table
+from jejak.ledger import Ledger
+from jejak.reports import Reports
+from jejak.settings import Settings
+from jejak.transparency import StoredCheckpoint, Transparency
+
+
+class ApiState:
+    """Everything the routers share; opened on startup, closed on shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ledger = Ledger.open(settings)
+        try:
+            self.store = self.ledger.store
+            self.reports = Reports(self.ledger)
+            self.transparency = Transparency(self.store, settings)
+            self.receipts = ReceiptCodes(receipt_key(self.ledger.tokenizer))
+            ensure_token_table(self.store)
+            ensure_access_table(self.store)
+            self.reports.projector.ensure_tables()
+        except Exception:
+            self.ledger.close()
+            raise
+        self._catch_up_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._cache: dict[Any, tuple[int, Any]] = {}
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def refresh(self) -> int:
+        """Bring the read models up to date; returns the log size they reflect."""
+        with self._catch_up_lock:
+            self.reports.catch_up()
+            return self.store.log_size()
+
+    def cached(self, key: Any, size: int, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per (key, log size)."""
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == size:
+                return hit[1]
+        value = compute()
+        with self._cache_lock:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = (size, value)
+        return value
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        return self.transparency.latest_checkpoint()
+
+
+class Fresh:
+    """A request's view: the state, with read models caught up (once per request)."""
+
+    def __init__(self, state: ApiState, size: int) -> None:
+        self.state = state
+        self.size = size
+
+
+def get_state(request: Request) -> ApiState:
+    state = getattr(request.app.state, "api", None)
+    if state is None:
+        raise ApiError(503, "the ledger is not open yet", "unavailable")
+    return state
+
+
+def fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
+    # FastAPI caches a dependency per request, so this runs at most once per request.
+    return Fresh(state, state.refresh())
+
+
+bearer = HTTPBearer(auto_error=False, description="API token from `jejak token create --role R --name N`")
+
+
+def current_principal(
+    state: Annotated[ApiState, Depends(get_state)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise ApiError(401, "a bearer token is required (Authorization: Bearer <token>)", headers=challenge)
+    principal = authenticate(state.store, credentials.credentials)
+    if principal is None:
+        raise ApiError(401, "the bearer token is unknown or revoked", headers=challenge)
+    return principal
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise ApiError(403, f"role {principal.role!r} may not use this; it needs one of: {', '.join(roles)}")
+        return principal
+
+    return dependency
+
+
+INSPECTOR = ("inspector",)
+ANY_ROLE = ("inspector", "reconciler")
+
+
+def audit_access(request: Request, state: ApiState, principal: Principal, subject_token: str | None, reason: str) -> None:
+    """Record who looked at whom and why (the route template, never the URL)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or "?"
+    record_access(
+        state.store, token_name=principal.name, role=principal.role,
+        subject_token=subject_token, reason=reason.strip(), path=path,
+    )

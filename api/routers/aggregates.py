@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from jejak.api import analytics
+from jejak.api.common import (
+    CSV_OK, PERIOD_PATTERN, PROGRAMS, PUBLIC_ERRORS, REGION_PATTERN, Cursor, Format, Limit,
+    csv_response, flatten, page_by_offset, wants_csv,
+)
+from jejak.api.deps import Fresh, fresh
+from jejak.api.schemas import AggregateCell, AggregatesOut, Amounts, ProgramTotals, SummaryOut
+
+router = APIRouter(prefix="/public/v1", tags=["public: aggregates"])
+
+MIN = analytics.MIN_FAMILIES
+COLUMNS = ["level", "region", "program", "period", "suppressed", "families", "orders", "amounts_ordered",
+           "amounts_credited", "amounts_collected", "amounts_returned", "anomalies"]
+
+
+def _amounts(cell: analytics.Cell) -> Amounts:
+    return Amounts(ordered=cell.ordered, credited=cell.credited, collected=cell.collected, returned=cell.returned)
+
+
+@router.get("/aggregates", response_model=AggregatesOut, responses={**PUBLIC_ERRORS, **CSV_OK})
+def aggregates(
+    request: Request,
+    f: Annotated[Fresh, Depends(fresh)],
+    level: Annotated[Literal["kota", "kecamatan", "desa"], Query(description="kota = 4 digits, kecamatan = 6, desa = 10")] = "kecamatan",
+    program: Optional[PROGRAMS] = None,
+    period: Annotated[Optional[str], Query(pattern=PERIOD_PATTERN, max_length=15)] = None,
+    region: Annotated[Optional[str], Query(pattern=REGION_PATTERN, description="only cells within this region code prefix")] = None,
+    limit: Limit = 1000,
+    cursor: Cursor = None,
+    format: Format = None,
+) -> AggregatesOut:
+    """Families and amounts per (region, program, period); cells of fewer than 5 families are suppressed."""
+    cells = analytics.cells(f.state, f.size, level)
+    keys = sorted(cells, key=lambda k: (k[0] or "~", k[1], analytics.period_key(k[2])))
+    items = []
+    for key in keys:
+        reg, prog, per = key
+        if program and prog != program or period and per != period:
+            continue
+        if region and (reg is None or not (reg.startswith(region) or region.startswith(reg))):
+            continue
+        cell = cells[key]
+        if len(cell.families) < MIN:
+            items.append(AggregateCell(level=level, region=reg, program=prog, period=per, suppressed=True,
+                                       families=None, orders=None, amounts=None, anomalies=None))
+        else:
+            items.append(AggregateCell(level=level, region=reg, program=prog, period=per, suppressed=False,
+                                       families=len(cell.families), orders=cell.orders, amounts=_amounts(cell),
+                                       anomalies=dict(sorted(cell.anomalies.items()))))
+    page, nxt = page_by_offset(items, cursor, limit)
+    if wants_csv(request, format):
+        return csv_response((flatten(i.model_dump()) for i in page), COLUMNS, nxt, "aggregates")  # type: ignore[return-value]
+    return AggregatesOut(level=level, min_families=MIN, items=page, next_cursor=nxt)
+
+
+@router.get("/summary", response_model=SummaryOut, responses=PUBLIC_ERRORS)
+def summary(f: Annotated[Fresh, Depends(fresh)]) -> SummaryOut:
+    """Totals per program, the periods and regions with data, anomaly counts by rule."""
+    programs = []
+    for program, cell in sorted(analytics.program_totals(f.state, f.size).items()):
+        small = len(cell.families) < MIN
+        programs.append(ProgramTotals(
+            program=program, suppressed=small, families=None if small else len(cell.families),
+            orders=None if small else cell.orders, amounts=None if small else _amounts(cell),
+        ))
+    cp = f.state.latest_checkpoint()
+    return SummaryOut(
+        log_size=f.size, checkpoint_size=None if cp is None else cp.size, min_families=MIN, programs=programs,
+        periods=analytics.periods(f.state, f.size), regions=analytics.regions_with_families(f.state, f.size),
+        anomalies=analytics.anomaly_counts(f.state, f.size),
+    )

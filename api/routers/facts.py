@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from jejak.api.common import FACT_ID_PATTERN, V1_ERRORS, Reason, decode, entries_at
+from jejak.api.deps import ANY_ROLE, Fresh, audit_access, fresh, require
+from jejak.api.errors import ApiError
+from jejak.api.schemas import FactEntry
+from jejak.api.tokens import Principal
+from jejak.api.trails import fact_entries
+
+router = APIRouter(prefix="/v1/facts", tags=["inspector: facts"])
+
+
+@router.get("/{fact_id:path}", response_model=FactEntry, responses=V1_ERRORS)
+def fact(
+    request: Request,
+    fact_id: Annotated[str, Path(pattern=FACT_ID_PATTERN, description="the fact's id")],
+    reason: Reason,
+    f: Annotated[Fresh, Depends(fresh)],
+    who: Annotated[Principal, Depends(require(*ANY_ROLE))],
+) -> FactEntry:
+    """One fact by id, revealed, with its chain hash and inclusion proof against the latest checkpoint."""
+    idx = f.state.store.index_of(fact_id)
+    if idx is None:
+        raise ApiError(404, "no fact with this id")
+    found = entries_at(f.state.store, [idx])
+    if idx not in found:
+        raise ApiError(404, "no fact with this id")
+    protected = decode(found[idx][2])
+    subject = protected.get("kk") or protected.get("nik")
+    audit_access(request, f.state, who, subject if isinstance(subject, str) else None, reason)
+    return fact_entries(f.state, [idx], with_proof=True, checkpoint=f.state.latest_checkpoint())[0]

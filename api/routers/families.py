@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from jejak.api.common import CSV_OK, KK_PATTERN, V1_ERRORS, Cursor, Format, Limit, Reason, csv_response, decode_cursor, encode_cursor, wants_csv
+from jejak.api.deps import INSPECTOR, Fresh, audit_access, fresh, require
+from jejak.api.schemas import TrailOut
+from jejak.api.tokens import Principal
+from jejak.api.trails import fact_entries, family_indices
+
+router = APIRouter(prefix="/v1/families", tags=["inspector: trails"])
+
+TRAIL_COLUMNS = ["index", "fact_id", "type", "at", "chain", "fact", "proof"]
+
+
+def trail_response(request, f: Fresh, subject: str, indices: list[int], proof: bool, limit: int, cursor, format):
+    after = decode_cursor(cursor, "i") if cursor else -1
+    todo = [i for i in indices if i > after]
+    page, more = todo[:limit], len(todo) > limit
+    cp = f.state.latest_checkpoint()
+    items = fact_entries(f.state, page, with_proof=proof, checkpoint=cp)
+    nxt = encode_cursor("i", page[-1]) if more and page else None
+    if wants_csv(request, format):
+        return csv_response((i.model_dump() for i in items), TRAIL_COLUMNS, nxt, f"{subject}-trail")
+    return TrailOut(subject=subject, checkpoint_size=None if cp is None else cp.size, items=items, next_cursor=nxt)
+
+
+@router.get("/{kk}/trail", response_model=TrailOut, responses={**V1_ERRORS, **CSV_OK})
+def family_trail(
+    request: Request,
+    kk: Annotated[str, Path(pattern=KK_PATTERN, description="family card number, 16 digits")],
+    reason: Reason,
+    f: Annotated[Fresh, Depends(fresh)],
+    who: Annotated[Principal, Depends(require(*INSPECTOR))],
+    proof: Annotated[bool, Query(description="add each fact's inclusion proof against the latest checkpoint")] = False,
+    limit: Limit = 1000,
+    cursor: Cursor = None,
+    format: Format = None,
+):
+    """Every fact about a family (its own facts and those on its orders), in log order."""
+    token = f.state.ledger.tokenizer.token("kk", kk)
+    audit_access(request, f.state, who, token, reason)
+    return trail_response(request, f, "family", family_indices(f.state, token), proof, limit, cursor, format)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from fastapi import APIRouter, Depends, Query
+
+from jejak.api.common import PUBLIC_ERRORS
+from jejak.api.deps import ApiState, get_state
+from jejak.api.errors import ApiError
+from jejak.api.schemas import ConsistencyProof, InclusionProof
+from jejak.transparency import ProofRequestError
+
+router = APIRouter(prefix="/public/v1/proofs", tags=["public: transparency"])
+
+Size = Annotated[Optional[int], Query(ge=1, le=2**63 - 1, description="tree size (default: the latest checkpoint's)")]
+
+
+def _default_size(state: ApiState, size: int | None) -> int | None:
+    if size is not None:
+        return size
+    cp = state.latest_checkpoint()
+    return cp.size if cp is not None and cp.size > 0 else None
+
+
+@router.get("/inclusion", response_model=InclusionProof, responses=PUBLIC_ERRORS)
+def inclusion(
+    state: Annotated[ApiState, Depends(get_state)],
+    index: Annotated[int, Query(ge=0, le=2**63 - 1, description="0-based log index")],
+    size: Size = None,
+) -> InclusionProof:
+    """RFC 9162 inclusion proof of one log entry in the tree of `size` entries."""
+    try:
+        return InclusionProof(**state.transparency.prove(index, _default_size(state, size)))
+    except ProofRequestError as exc:
+        raise ApiError(400, str(exc), "invalid_proof_request") from None
+
+
+@router.get("/consistency", response_model=ConsistencyProof, responses=PUBLIC_ERRORS)
+def consistency(
+    state: Annotated[ApiState, Depends(get_state)],
+    size1: Annotated[int, Query(ge=1, le=2**63 - 1, description="older tree size")],
+    size2: Size = None,
+) -> ConsistencyProof:
+    """RFC 9162 consistency proof: the tree of `size2` extends the tree of `size1`."""
+    try:
+        return ConsistencyProof(**state.transparency.consistency(size1, _default_size(state, size2)))
+    except ProofRequestError as exc:
+        raise ApiError(400, str(exc), "invalid_proof_request") from None

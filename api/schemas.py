@@ -1,0 +1,206 @@
+"""Response models of both APIs. They are views, never storage rows."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field
+
+
+class Problem(BaseModel):
+    where: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="machine-readable code, e.g. not_found, invalid_request, unauthorized")
+    message: str = Field(description="what went wrong, for people")
+    problems: Optional[list[Problem]] = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    log_size: int
+    checkpoint_size: Optional[int]
+
+
+# ------------------------------------------------------------------ transparency
+
+
+class CheckpointOut(BaseModel):
+    origin: str
+    size: int
+    root_hex: str
+    root_base64: str
+    note: str = Field(description="the signed note (C2SP tlog-checkpoint), verbatim")
+    key_id: str
+    seq: int
+    created: str
+
+
+class VerifierKeys(BaseModel):
+    current: Optional[str] = Field(description="verifier key of the current signing key")
+    keys: list[str] = Field(description="every verifier key, oldest first (C2SP signed-note form)")
+
+
+class InclusionProof(BaseModel):
+    index: int
+    size: int
+    leaf_hash: str = Field(description="hex SHA-256(0x00 || leaf)")
+    proof: list[str] = Field(description="hex node hashes, RFC 9162 order")
+    root: str = Field(description="hex root of the tree of this size")
+
+
+class ConsistencyProof(BaseModel):
+    size1: int
+    size2: int
+    proof: list[str]
+    root1: str
+    root2: str
+
+
+# -------------------------------------------------------------------- public data
+
+
+class Amounts(BaseModel):
+    ordered: int
+    credited: int
+    collected: int
+    returned: int
+
+
+class AggregateCell(BaseModel):
+    level: Literal["kota", "kecamatan", "desa"]
+    region: Optional[str] = Field(description="region code prefix (4, 6 or 10 digits); null = no eligibility decision known")
+    program: str
+    period: str
+    suppressed: bool = Field(description="true when fewer than `min_families` families: every count is null")
+    families: Optional[int]
+    orders: Optional[int]
+    amounts: Optional[Amounts]
+    anomalies: Optional[dict[str, int]] = Field(description="anomaly count by rule")
+
+
+class AggregatesOut(BaseModel):
+    level: Literal["kota", "kecamatan", "desa"]
+    min_families: int
+    items: list[AggregateCell]
+    next_cursor: Optional[str]
+
+
+class ProgramTotals(BaseModel):
+    program: str
+    suppressed: bool
+    families: Optional[int]
+    orders: Optional[int]
+    amounts: Optional[Amounts]
+
+
+class SummaryOut(BaseModel):
+    log_size: int
+    checkpoint_size: Optional[int]
+    min_families: int
+    programs: list[ProgramTotals]
+    periods: list[str]
+    regions: list[str] = Field(description="kecamatan codes with at least `min_families` families")
+    anomalies: dict[str, int] = Field(description="anomaly count by rule, whole log")
+
+
+class ReceiptAmounts(BaseModel):
+    ordered: int
+    credited: int
+    failed: int
+    collected: int
+    returned: int
+
+
+class ReceiptCheckpoint(BaseModel):
+    size: int
+    root_hex: str
+    note: str
+
+
+class PublicReceipt(BaseModel):
+    order_id: str
+    program: str
+    period: str
+    channel: str
+    status: Literal["ordered", "failed", "credited", "partly_collected", "collected"]
+    amounts: ReceiptAmounts
+    index: int = Field(description="log index of the order")
+    leaf: str = Field(description="base64 of the exact bytes hashed into the log")
+    proof: Optional[InclusionProof] = Field(description="inclusion proof against the latest checkpoint; null until one covers it")
+    checkpoint: Optional[ReceiptCheckpoint]
+
+
+# ---------------------------------------------------------------------- inspector
+
+
+class ReceiptIssued(BaseModel):
+    order_id: str
+    code: str
+    check_path: str
+
+
+class FactEntry(BaseModel):
+    index: int = Field(description="log index")
+    fact_id: str
+    type: str
+    at: str
+    chain: str = Field(description="hex chain hash after this entry")
+    fact: dict[str, Any] = Field(description="the fact as received (personal fields revealed unless erased)")
+    proof: Optional[InclusionProof] = None
+
+
+class TrailOut(BaseModel):
+    subject: Literal["family", "person"]
+    checkpoint_size: Optional[int]
+    items: list[FactEntry]
+    next_cursor: Optional[str]
+
+
+class BalanceRow(BaseModel):
+    kk: str
+    program: str
+    ordered: int
+    credited: int
+    picked_up: int
+    returned: int
+    outstanding: int
+
+
+class BalancesOut(BaseModel):
+    items: list[BalanceRow]
+    next_cursor: Optional[str]
+
+
+class AnomalyRow(BaseModel):
+    rule: str
+    primary: str
+    subject: str
+    facts: list[str]
+    detail: str
+    program: Optional[str]
+    period: Optional[str]
+    region: Optional[str]
+
+
+class AnomaliesOut(BaseModel):
+    as_of: Optional[str]
+    items: list[AnomalyRow]
+    next_cursor: Optional[str]
+
+
+class AccessRow(BaseModel):
+    seq: int
+    at: str
+    token_name: str
+    role: str
+    subject_token: Optional[str]
+    reason: str
+    path: str
+
+
+class AccessLogOut(BaseModel):
+    items: list[AccessRow]
+    next_cursor: Optional[str]

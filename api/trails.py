@@ -1,0 +1,52 @@
+"""Audit trails: every fact about a family or a person, in log order, revealed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jejak.api.common import decode, entries_at, proof_for
+from jejak.api.deps import ApiState
+from jejak.api.errors import ApiError
+from jejak.api.schemas import FactEntry
+from jejak.transparency import StoredCheckpoint
+
+
+def family_indices(state: ApiState, kk_token: str) -> list[int]:
+    rows = state.store.query(
+        "SELECT idx FROM p_facts WHERE kk = ? "
+        "UNION SELECT idx FROM p_facts WHERE ref IN (SELECT order_id FROM p_orders WHERE kk = ?) ORDER BY idx",
+        (kk_token, kk_token),
+    )
+    return [r["idx"] for r in rows]
+
+
+def person_indices(state: ApiState, nik_token: str) -> list[int]:
+    rows = state.store.query(
+        "SELECT idx FROM p_facts WHERE nik = ? "
+        "UNION SELECT idx FROM p_facts WHERE ref IN "
+        "(SELECT fact_id FROM p_facts WHERE nik = ? AND type = ?) ORDER BY idx",
+        (nik_token, nik_token, "disbursement.ordered"),
+    )
+    return [r["idx"] for r in rows]
+
+
+def fact_entries(state: ApiState, indices: list[int], *, with_proof: bool,
+                 checkpoint: StoredCheckpoint | None) -> list[FactEntry]:
+    found = entries_at(state.store, indices)
+    out = []
+    for idx in indices:
+        if idx not in found:
+            continue
+        fact_id, chain, leaf = found[idx]
+        if leaf is None:
+            raise ApiError(500, f"log entry {idx} has no stored event; the operator should run `jejak verify`")
+        protected = decode(leaf)
+        fact: dict[str, Any] = state.ledger.reveal_fact(protected)
+        out.append(
+            FactEntry(
+                index=idx, fact_id=fact_id, type=str(fact.get("type", "")), at=str(fact.get("at", "")),
+                chain=chain.hex(), fact=fact,
+                proof=proof_for(state.transparency, idx, checkpoint) if with_proof else None,
+            )
+        )
+    return out
