@@ -70,7 +70,11 @@ class SubjectErased(FactRecorded):
     """A person's personal data was destroyed (crypto-shredding) by order."""
 
 
-#: SPEC fact type -> event class. `jejak.erasure` is jejak's own fact type.
+class PersonalDataAccessed(FactRecorded):
+    """An inspector was shown a person's or family's personal data, and why."""
+
+
+#: SPEC fact type -> event class; `jejak.*` types are jejak's own facts.
 EVENT_TYPES: dict[str, type[FactRecorded]] = {
     "rates.set": RatesSet,
     "eligibility.decided": EligibilityDecided,
@@ -82,4 +86,5 @@ EVENT_TYPES: dict[str, type[FactRecorded]] = {
     "asn.registered": AsnRegistered,
     "death.recorded": DeathRecorded,
     "jejak.erasure": SubjectErased,
+    "jejak.access": PersonalDataAccessed,
 }

@@ -65,6 +65,8 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "death.recorded": ("nik", "date"),
         # jejak's own fact: a person's personal data was destroyed by order.
         "jejak.erasure": ("subject", "order"),
+        # jejak's own fact: an inspector looked at a person's or family's data.
+        "jejak.access": ("actor", "role", "subject", "reason", "path"),
     }.items()
 }
 

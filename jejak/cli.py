@@ -498,6 +498,64 @@ def generate(
     write_files(families=families, seed=seed, out_path=out, plant=plant, expected_path=expected)
 
 
+# ----------------------------------------------------------------- http api
+
+token_app = typer.Typer(no_args_is_help=True, help="API bearer tokens (only their SHA-256 is stored).")
+app.add_typer(token_app, name="token")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Serve the inspector API (/v1), the public API (/public/v1) and the public page (/)."""
+    import uvicorn
+
+    from jejak.api.app import create_app
+
+    uvicorn.run(create_app(settings_for(store)), host=host, port=port, log_level="info")
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., "--role", help="inspector or reconciler"),
+    name: str = typer.Option(..., "--name", help="Who holds it (unique; [A-Za-z0-9._-])"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Create an API token and print it (the only time it is shown)."""
+    from jejak.api.tokens import TokenError, create_token
+
+    with open_ledger(store) as ledger:
+        try:
+            secret = create_token(ledger.store, name, role)
+        except TokenError as exc:
+            fail(str(exc))
+    typer.echo(f"jejak: token {name!r} ({role}) created; it is shown only once", err=True)
+    typer.echo(secret)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str = typer.Argument(..., help="Name of the token"), store: Optional[str] = StoreOption) -> None:
+    """Revoke an API token by name."""
+    from jejak.api.tokens import revoke_token
+
+    with open_ledger(store) as ledger:
+        if not revoke_token(ledger.store, name):
+            fail(f"no active token named {name!r}", 1)
+    typer.echo(json.dumps({"revoked": name}))
+
+
+@token_app.command("list")
+def token_list(store: Optional[str] = StoreOption) -> None:
+    """List API tokens (names, roles, dates; never the secrets)."""
+    from jejak.api.tokens import list_tokens
+
+    with open_ledger(store) as ledger:
+        write_jsonl(list_tokens(ledger.store))
+
+
 def main() -> None:
     app()
 

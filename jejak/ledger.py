@@ -223,27 +223,47 @@ class Ledger:
         if row["erased_at"] is not None:
             return {"erased": token, "already": True}
         now = utc_now().isoformat(timespec="seconds")
-        fact = {
-            "id": f"jejak:erasure:{token[4:16]}",
-            "type": "jejak.erasure",
-            "at": now,
-            "source": {"kind": "jejak", "id": "operator"},
-            "subject": token,
-            "order": order_ref.strip(),
-        }
-        event = new_fact_event(fact, {}, datetime.fromisoformat(now))
-        prepared = PreparedFact(fact["id"], self.mapper.to_stored_event(event), ())
-        with self.store.transaction(commit=True) as cursor:
-            self.store.recorder.record_facts_in(cursor, [prepared], self.sealer)
-            self.store.execute(
+        fact_id = self.record_internal(
+            "jejak.erasure", f"jejak:erasure:{token[4:16]}", {"subject": token, "order": order_ref.strip()},
+            also=lambda cursor: self.store.execute(
                 cursor,
                 "UPDATE jejak_subjects SET sealed_dek = NULL, sealed_value = NULL, erased_at = ? WHERE token = ?",
                 (now, token),
-            )
+            ),
+        )
         self._reveal_cache.pop(token, None)
         if not self.store.is_postgres:
             self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
-        return {"erased": token, "fact": fact["id"], "already": False}
+        return {"erased": token, "fact": fact_id, "already": False}
+
+    def record_internal(
+        self, ftype: str, fact_id: str, fields: dict[str, Any], *, also: Callable[[Any], Any] | None = None
+    ) -> str:
+        """Record one of jejak's own facts (`jejak.*`), never personal data in clear.
+
+        `also(cursor)` runs in the same transaction (e.g. destroying a key).
+        """
+        assert ftype.startswith("jejak.") and ftype in KNOWN_FIELDS
+        now = utc_now()
+        fact = {
+            "id": fact_id, "type": ftype, "at": now.isoformat(timespec="seconds"),
+            "source": {"kind": "jejak", "id": "jejak"}, **fields,
+        }
+        prepared = PreparedFact(fact_id, self.mapper.to_stored_event(new_fact_event(fact, {}, now)), ())
+        with self.store.transaction(commit=True) as cursor:
+            self.store.recorder.record_facts_in(cursor, [prepared], self.sealer)
+            if also is not None:
+                also(cursor)
+        return fact_id
+
+    def record_access(self, *, actor: str, role: str, subject_token: str, reason: str, path: str) -> str:
+        """Record that an inspector saw a person's or family's data (who, whom, why)."""
+        import uuid
+
+        return self.record_internal(
+            "jejak.access", f"jejak:access:{uuid.uuid4().hex}",
+            {"actor": actor, "role": role, "subject": subject_token, "reason": reason, "path": path},
+        )
 
     # ------------------------------------------------------------------ reveal
     def reveal(self, token: str) -> str | None:

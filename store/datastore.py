@@ -49,10 +49,27 @@ class Store:
         self = cls(url, recorder, datastore)
         if create:
             try:
-                recorder.create_table()  # type: ignore[attr-defined]
+                with self._schema_lock():
+                    recorder.create_table()  # type: ignore[attr-defined]
             except Exception as exc:
                 raise StoreError(f"cannot open store {url.describe()}: {exc}") from exc
         return self
+
+    #: pg_advisory_lock key serialising schema creation (CREATE ... IF NOT EXISTS
+    #: is not safe against a concurrent creator on PostgreSQL).
+    SCHEMA_LOCK_KEY = 0x6A656A616B
+
+    @contextlib.contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        if not self.is_postgres:
+            yield
+            return
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (self.SCHEMA_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (self.SCHEMA_LOCK_KEY,))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -63,8 +63,8 @@ def anomalies(
         rows.append({**a, **ctx})
     page, nxt = page_by_offset(rows, cursor, limit)
     reports = state.reports
-    if page:
-        state.ledger.preload_reveals() if len(page) > 50 else None
+    if len(page) > 50:
+        state.ledger.preload_reveals()
     out = []
     for a in page:
         out.append({**a, "primary": reports.reveal_text(a["primary"]), "subject": reports.reveal_text(a["subject"]),

@@ -1,0 +1,68 @@
+"""The HTTP application: the inspector API (/v1, bearer tokens), the public
+transparency API (/public/v1, read-only, no personal data) and the public page (/)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+
+from jejak.api.deps import ApiState
+from jejak.api.errors import error_response, install_error_handlers
+from jejak.api.routers import (
+    access_log, aggregates, anomalies, balances, checkpoints, facts, families, health, people, proofs, receipts, web,
+)
+from jejak.api.routers.web import STATIC
+from jejak.settings import Settings
+
+DESCRIPTION = """
+**Inspector API** (`/v1/…`): bearer tokens with roles (`jejak token create --role inspector|reconciler --name N`).
+Every query that reveals personal data needs a `reason` and is recorded in `/v1/access-log`.
+
+**Public transparency API** (`/public/v1/…`): no authentication, read-only, never any NIK, KK, name or
+companion id. Signed checkpoints, RFC 9162 proofs, suppressed aggregates (cells of fewer than 5 families),
+and receipt checks for recipients.
+"""
+
+
+class PublicReadOnly(BaseHTTPMiddleware):
+    """Nothing under /public accepts a write, whatever routes exist."""
+
+    async def dispatch(self, request: Request, call_next):  # type: ignore[override]
+        if request.url.path.startswith("/public") and request.method not in ("GET", "HEAD", "OPTIONS"):
+            return error_response(405, "method_not_allowed", "the public API is read-only", headers={"Allow": "GET, HEAD"})
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.url.path.startswith("/v1"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ApiState(settings)
+        app.state.api = state
+        try:
+            yield
+        finally:
+            app.state.api = None
+            state.close()
+
+    app = FastAPI(title="jejak", version="1", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(PublicReadOnly)
+    for module in (health, checkpoints, proofs, aggregates, web):
+        app.include_router(module.router)
+    app.include_router(receipts.public)
+    for module in (families, people, facts, balances, anomalies, access_log):
+        app.include_router(module.router)
+    app.include_router(receipts.inspector)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
