@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Annotated, Any, Callable
 
@@ -42,11 +43,17 @@ class ApiState:
     def close(self) -> None:
         self.ledger.close()
 
-    def refresh(self) -> int:
-        """Bring the read models up to date; returns the log size they reflect."""
+    def refresh(self) -> tuple[int, int]:
+        """Bring the read models up to date; returns (log size, fact-index version).
+
+        The version is the last log index in the fact index: jejak's own facts
+        (access records) grow the log but leave it, and every cached
+        computation over facts, unchanged."""
         with self._catch_up_lock:
             self.reports.catch_up()
-            return self.store.log_size()
+            size = self.store.log_size()
+        row = self.store.query_one("SELECT MAX(idx) AS v FROM p_facts")
+        return size, -1 if row is None or row["v"] is None else int(row["v"])
 
     def cached(self, key: Any, size: int, compute: Callable[[], Any]) -> Any:
         """`compute()` once per (key, log size)."""
@@ -68,9 +75,10 @@ class ApiState:
 class Fresh:
     """A request's view: the state, with read models caught up (once per request)."""
 
-    def __init__(self, state: ApiState, size: int) -> None:
+    def __init__(self, state: ApiState, size: int, version: int) -> None:
         self.state = state
         self.size = size
+        self.version = version
 
 
 def get_state(request: Request) -> ApiState:
@@ -82,7 +90,7 @@ def get_state(request: Request) -> ApiState:
 
 def fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
     # FastAPI caches a dependency per request, so this runs at most once per request.
-    return Fresh(state, state.refresh())
+    return Fresh(state, *state.refresh())
 
 
 bearer = HTTPBearer(auto_error=False, description="API token from `jejak token create --role R --name N`")
@@ -110,6 +118,8 @@ def require(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
+DIGITS16 = re.compile(r"[0-9]{16}")
+
 INSPECTOR = ("inspector",)
 ANY_ROLE = ("inspector", "reconciler")
 
@@ -117,8 +127,12 @@ ANY_ROLE = ("inspector", "reconciler")
 def audit_access(request: Request, state: ApiState, principal: Principal, subject_token: str | None, reason: str) -> None:
     """Record who looked at whom and why (the route template, never the URL)."""
     route = request.scope.get("route")
-    path = getattr(route, "path", None) or "?"
+    path = re.sub(r":\w+\}", "}", getattr(route, "path", None) or "?")
+    reason = reason.strip()
+    if DIGITS16.search(reason):
+        raise ApiError(422, "query parameter 'reason': must not contain a NIK or KK (16 digits); "
+                            "refer to the case by its file number", "invalid_request")
     record_access(
-        state.store, token_name=principal.name, role=principal.role,
-        subject_token=subject_token, reason=reason.strip(), path=path,
+        state.ledger, token_name=principal.name, role=principal.role,
+        subject_token=subject_token, reason=reason, path=path,
     )

@@ -24,8 +24,7 @@ _ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 def receipt_key(tokenizer: Tokenizer) -> bytes:
     """A key separate from the pseudonym key, derived from it under a label."""
-    master: bytes = tokenizer._key  # noqa: SLF001 - the vault exposes no derivation hook yet
-    return hmac.new(master, RECEIPT_KEY_LABEL, hashlib.sha256).digest()
+    return tokenizer.derive(RECEIPT_KEY_LABEL)
 
 
 class ReceiptCodes:

@@ -199,6 +199,7 @@ class AccessRow(BaseModel):
     subject_token: Optional[str]
     reason: str
     path: str
+    log_fact: Optional[str] = Field(description="id of the jejak.access fact recording this in the chained log")
 
 
 class AccessLogOut(BaseModel):

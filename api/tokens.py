@@ -69,8 +69,11 @@ def revoke_token(store: Store, name: str) -> bool:
     """Revoke by name; False when no active token has that name."""
     ensure_token_table(store)
     with store.transaction(commit=True) as cursor:
+        store.execute(cursor, "SELECT name FROM api_tokens WHERE name = ? AND revoked IS NULL", (name,))
+        if cursor.fetchone() is None:
+            return False
         store.execute(cursor, "UPDATE api_tokens SET revoked = ? WHERE name = ? AND revoked IS NULL", (_now(), name))
-        return bool(cursor.rowcount)
+        return True
 
 
 def list_tokens(store: Store) -> list[dict[str, str | None]]:

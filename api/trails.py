@@ -30,6 +30,10 @@ def person_indices(state: ApiState, nik_token: str) -> list[int]:
     return [r["idx"] for r in rows]
 
 
+def reveal(state: ApiState, protected: dict[str, Any]) -> dict[str, Any]:
+    return state.ledger.reveal_fact(protected)
+
+
 def fact_entries(state: ApiState, indices: list[int], *, with_proof: bool,
                  checkpoint: StoredCheckpoint | None) -> list[FactEntry]:
     found = entries_at(state.store, indices)
@@ -41,7 +45,7 @@ def fact_entries(state: ApiState, indices: list[int], *, with_proof: bool,
         if leaf is None:
             raise ApiError(500, f"log entry {idx} has no stored event; the operator should run `jejak verify`")
         protected = decode(leaf)
-        fact: dict[str, Any] = state.ledger.reveal_fact(protected)
+        fact = reveal(state, protected)
         out.append(
             FactEntry(
                 index=idx, fact_id=fact_id, type=str(fact.get("type", "")), at=str(fact.get("at", "")),

@@ -66,6 +66,49 @@ def iter_lines(path: Path) -> Iterator[bytes]:
         yield from f
 
 
+# ------------------------------------------------------- workaround (see RESULTS)
+def apply_pool_workaround() -> None:
+    """Bench-only: stop eventsourcing's PostgresDatastore calling pool.wait() on
+    every get_connection.
+
+    jejak opens PostgresDatastore(pool_size=2, pool_open_timeout=10); with a
+    pool_open_timeout the library calls `pool.open(wait=True)` on *every*
+    get_connection, and psycopg_pool's wait() blocks until `min_size` connections
+    are idle. Store.open's `_schema_lock` (HEAD 39acf4c) holds one connection while
+    create_table asks for another, so opening any PostgreSQL store stalls 10 s and
+    fails ("pool initialization incomplete after 10 sec"). Setting the timeout to
+    None after construction makes get_connection call `pool.open(wait=False)`:
+    no effect on the hot path (wait() returns at once when the pool is idle).
+    """
+    from eventsourcing.postgres import PostgresDatastore
+
+    if getattr(PostgresDatastore, "_bench_patched", False):
+        return
+    original = PostgresDatastore.__init__
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.pool_open_timeout = None
+
+    PostgresDatastore.__init__ = __init__  # type: ignore[method-assign]
+    PostgresDatastore._bench_patched = True  # type: ignore[attr-defined]
+
+
+def sample_kks(path: Path, k: int, seed: int = 3) -> list[str]:
+    """Clear family card numbers that have orders (reservoir sample over the file)."""
+    import random
+
+    import orjson
+
+    rng = random.Random(seed)
+    seen: dict[str, None] = {}
+    for raw in iter_lines(path):
+        if b'"disbursement.ordered"' in raw:
+            seen.setdefault(orjson.loads(raw)["kk"], None)
+    kks = list(seen)
+    return rng.sample(kks, min(k, len(kks)))
+
+
 # ----------------------------------------------------------------- PostgreSQL
 def _admin():
     import psycopg
@@ -97,10 +140,17 @@ def db_exists(dbname: str) -> bool:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
 
 
+#: Databases these scripts create (other engineers also use `jejak_bench_*` names:
+#: never drop those).
+OWN_DB_RE = r"^jejak_bench_(ingest|cli|floor|plain_es|abl|prof|proj|exp)_"
+
+
 def list_bench_dbs() -> list[str]:
+    import re
+
     with _admin() as conn:
         rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'jejak\\_bench\\_%'").fetchall()
-    return [r[0] for r in rows]
+    return [r[0] for r in rows if re.match(OWN_DB_RE, r[0])]
 
 
 def drop_all_bench_dbs() -> list[str]:
@@ -242,8 +292,8 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | Non
 
 
 def jejak_cmd() -> list[str]:
-    exe = Path(sys.executable).parent / "jejak"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "jejak.cli"]
+    """`jejak` CLI with the pool workaround applied (bench/jejak_shim.py)."""
+    return [sys.executable, str(BENCH / "jejak_shim.py")]
 
 
 # ---------------------------------------------------------------- profiling
@@ -328,7 +378,7 @@ def log(msg: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="bench helpers")
-    ap.add_argument("--drop-all", action="store_true", help="drop every jejak_bench_* database and bench stores")
+    ap.add_argument("--drop-all", action="store_true", help="drop the jejak_bench_* databases these scripts made, and bench stores")
     ap.add_argument("--machine", action="store_true")
     ap.add_argument("--generate", type=int, help="generate the facts file of about N facts")
     a = ap.parse_args()

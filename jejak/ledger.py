@@ -191,6 +191,8 @@ class Ledger:
             numbers.clear()
 
         for number, raw in enumerate(lines, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark is not part of the first fact
             if not raw.strip():
                 continue
             batch.append(raw)
@@ -296,15 +298,16 @@ class Ledger:
 
     def reveal_fact(self, protected: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        known = KNOWN_FIELDS.get(protected.get("type", ""), frozenset())
         for name, value in protected.items():
             if is_token(value):
                 clear = self.reveal(value)
                 if clear is None:
                     out[name] = value  # erased: the token is all that is left
-                elif name in PERSONAL_FIELDS:
-                    out[name] = clear
+                elif name in known:
+                    out[name] = clear  # a NIK, KK or text field: sealed as the string itself
                 else:
-                    out[name] = orjson.loads(clear)
+                    out[name] = orjson.loads(clear)  # a field SPEC does not define: sealed as JSON
             else:
                 out[name] = value
         return out

@@ -234,16 +234,12 @@ class _Timeline:
     __slots__ = ("keys", "items")
 
     def __init__(self, entries: list[tuple[int, int, dict]]):
-        if len(entries) > 1:
-            entries.sort(key=lambda e: (e[0], e[1]))
+        entries.sort(key=lambda e: (e[0], e[1]))
         self.keys = [e[0] for e in entries]
         self.items = [e[2] for e in entries]
 
     def at(self, month: int) -> dict | None:
-        keys = self.keys
-        if len(keys) == 1:
-            return self.items[0] if keys[0] <= month else None
-        i = bisect_right(keys, month) - 1
+        i = bisect_right(self.keys, month) - 1
         return self.items[i] if i >= 0 else None
 
     def intervals(self):
@@ -259,7 +255,22 @@ class _Timeline:
         return out
 
 
-def _timelines(facts: list[dict]) -> dict[tuple, _Timeline]:
+class _Single:
+    """A timeline with exactly one entry (the common case)."""
+
+    __slots__ = ("key", "item")
+
+    def __init__(self, key: int, item: dict):
+        self.key, self.item = key, item
+
+    def at(self, month: int) -> dict | None:
+        return self.item if self.key <= month else None
+
+    def intervals(self):
+        return [(self.key, _INF, self.item)]
+
+
+def _timelines(facts: list[dict]) -> dict[tuple, Any]:
     groups: dict[tuple, list] = {}
     mc = _month_cache
     for f in facts:
@@ -275,7 +286,8 @@ def _timelines(facts: list[dict]) -> dict[tuple, _Timeline]:
             groups[key] = [(m, f["seq"], f)]
         else:
             g.append((m, f["seq"], f))
-    return {k: _Timeline(v) for k, v in groups.items()}
+    return {k: (_Single(v[0][0], v[0][2]) if len(v) == 1 else _Timeline(v))
+            for k, v in groups.items()}
 
 
 _MONEY = ("disbursement.settled", "pickup.recorded", "funds.returned")
@@ -314,39 +326,22 @@ class _Log:
                 orders[o["id"]] = o
         self.orders = orders
 
-        settlements: dict[str, list[dict]] = {}
         credited: dict[str, int] = {}
-        credited_ids: dict[str, list[dict]] = {}
-        failed_ids: dict[str, list[str]] = {}
+        failed: set[str] = set()
         for s in by_type.get("disbursement.settled", ()):
-            ref = s["disbursement"]
-            lst = settlements.get(ref)
-            if lst is None:
-                settlements[ref] = [s]
-            else:
-                lst.append(s)
-            st = s.get("status")
+            st = s["status"]
             if st == "credited":
+                ref = s["disbursement"]
                 credited[ref] = credited.get(ref, 0) + s["amount"]
-                credited_ids.setdefault(ref, []).append(s)
             elif st == "failed":
-                failed_ids.setdefault(ref, []).append(s["id"])
-        self.settlements = settlements
+                failed.add(s["disbursement"])
         self.credited = credited
-        self.credited_settlements = credited_ids
-        self.failed_ids = failed_ids
+        self.failed = failed
 
-        pickups: dict[str, list[dict]] = {}
         picked: dict[str, int] = {}
         for p in by_type.get("pickup.recorded", ()):
             ref = p["disbursement"]
-            lst = pickups.get(ref)
-            if lst is None:
-                pickups[ref] = [p]
-            else:
-                lst.append(p)
             picked[ref] = picked.get(ref, 0) + p["amount"]
-        self.pickups = pickups
         self.picked = picked
 
         returned: dict[str, int] = {}
@@ -355,8 +350,22 @@ class _Log:
             returned[ref] = returned.get(ref, 0) + r["amount"]
         self.returned = returned
 
+    def collect(self, type_: str, refs: set[str]) -> dict[str, list[dict]]:
+        """Facts of ``type_`` referencing one of ``refs``, per ref, in seq order."""
+        out: dict[str, list[dict]] = {}
+        if refs:
+            for f in self.by_type.get(type_, ()):
+                ref = f["disbursement"]
+                if ref in refs:
+                    lst = out.get(ref)
+                    if lst is None:
+                        out[ref] = [f]
+                    else:
+                        lst.append(f)
+        return out
+
     def is_failed(self, oid: str) -> bool:
-        return oid in self.failed_ids and oid not in self.credited
+        return oid in self.failed and oid not in self.credited
 
 
 # --------------------------------------------------------------------------
@@ -406,7 +415,7 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
     orders = log.orders
     by_type = log.by_type
     order_list = by_type.get("disbursement.ordered", [])
-    failed_ids = log.failed_ids
+    failed = log.failed
     credited = log.credited
 
     decisions = _timelines(by_type.get("eligibility.decided", []))
@@ -461,7 +470,7 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
                 f"order {oid} covers month {_fmt_mk(min(common))} already covered by "
                 f"earlier non-failed order {prev['id']} ({len(common)} overlapping month(s))",
             ))
-        if not (oid in failed_ids and oid not in credited):
+        if not (oid in failed and oid not in credited):
             for m in months:
                 if m not in cm:
                     cm[m] = o
@@ -588,6 +597,9 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
                         f"credited {s['amount']} != ordered amount {o['amount']}"))
 
     # ---- pickups ---------------------------------------------------------
+    failed_refs = {p["disbursement"] for p in by_type.get("pickup.recorded", ())
+                   if p["disbursement"] in failed} - credited.keys()
+    failed_setts = log.collect("disbursement.settled", failed_refs)
     conc: dict[tuple[str, str, str], list[dict]] = {}
     for p in by_type.get("pickup.recorded", ()):
         ref = p["disbursement"]
@@ -611,10 +623,11 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
             add(Anomaly("pickup_without_disbursement", pid, p["nik"], (pid,),
                         f"pickup of {p['amount']} references no known order"))
             continue
-        if ref in failed_ids and ref not in credited:
+        if ref in failed_refs:
             pid = p["id"]
             add(Anomaly("pickup_without_disbursement", pid, o["kk"],
-                        _uniq((pid, ref, *failed_ids[ref])),
+                        _uniq((pid, ref, *(x["id"] for x in failed_setts[ref]
+                                           if x["status"] == "failed"))),
                         f"pickup of {p['amount']} on an order whose settlement failed"))
 
         if p.get("by") != "companion":
@@ -645,14 +658,17 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
 
     # ---- over_withdrawal -------------------------------------------------
     picked = log.picked
-    for oid, plist in log.pickups.items():
+    over = set()
+    for oid, total in picked.items():
         o = orders.get(oid)
-        if o is None:
-            continue
+        if o is not None:
+            c = credited.get(oid, 0)
+            if total > (c if c > 0 else o["amount"]):
+                over.add(oid)
+    for oid, plist in sorted(log.collect("pickup.recorded", over).items()):
+        o = orders[oid]
         c = credited.get(oid, 0)
         limit = c if c > 0 else o["amount"]
-        if picked[oid] <= limit:
-            continue
         what = "credited" if c > 0 else "ordered"
         total = 0
         if len(plist) > 1:
@@ -681,24 +697,25 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
     if D is not None:
         returned = log.returned
         limit_days = thresholds.unclaimed_days
+        short = {}
         for oid, c in credited.items():
-            if c <= 0:
-                continue
             o = orders.get(oid)
             if o is None:
                 continue
             pu = picked.get(oid, 0)
             rt = returned.get(oid, 0)
-            if pu + rt >= c:
-                continue
-            creds = log.credited_settlements[oid]
+            if pu + rt < c:
+                short[oid] = (o, c, pu, rt)
+        for oid, lst in log.collect("disbursement.settled", set(short)).items():
+            o, c, pu, rt = short[oid]
+            creds = [x for x in lst if x["status"] == "credited"]
             first = creds[0] if len(creds) == 1 else min(
-                creds, key=lambda s: (instant_key(s["at"]), s["seq"]))
+                creds, key=lambda x: (instant_key(x["at"]), x["seq"]))
             days = (D - _dt.date.fromisoformat(first["at"][:10])).days
             if days > limit_days:
                 add(Anomaly(
                     "unclaimed_funds", oid, o["kk"],
-                    _uniq((oid, first["id"], *(s["id"] for s in creds))),
+                    _uniq((oid, first["id"], *(x["id"] for x in creds))),
                     f"{c - pu - rt} of {c} credited unclaimed "
                     f"for {days} days (> {limit_days})",
                 ))

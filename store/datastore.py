@@ -64,7 +64,16 @@ class Store:
         if not self.is_postgres:
             yield
             return
-        with self.datastore.get_connection() as conn:
+        import psycopg
+
+        # A connection of its own: the datastore's pool waits for all its
+        # min_size connections to be idle on first use, so holding one of its
+        # connections here would stall create_table().
+        u = self.url
+        with psycopg.connect(
+            dbname=u.dbname, host=u.host, port=u.port, user=u.user, password=u.password or None,
+            autocommit=True, connect_timeout=10,
+        ) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (self.SCHEMA_LOCK_KEY,))
             try:
                 yield
@@ -110,7 +119,8 @@ class Store:
         table = self.recorder.events_table_name  # type: ignore[attr-defined]
         rows = self.query(
             f"SELECT l.idx AS idx, l.fact_id AS fact_id, l.chain AS chain, e.state AS state, e.topic AS topic "
-            f"FROM jejak_log l LEFT JOIN {table} e ON e.originator_id = l.originator_id "
+            f"FROM jejak_log l LEFT JOIN {table} e "
+            f"ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
             f"WHERE l.idx >= ? AND l.idx < ? ORDER BY l.idx",
             (start, stop),
         )

@@ -70,7 +70,7 @@ class LogAppender:
         b, i = self.BLOB, self.BIGINT
         return [
             f"CREATE TABLE IF NOT EXISTS jejak_log (idx {i} PRIMARY KEY, fact_id TEXT NOT NULL UNIQUE, "
-            f"originator_id {self.OID_TYPE} NOT NULL, chain {b} NOT NULL)",
+            f"originator_id {self.OID_TYPE} NOT NULL, originator_version {i} NOT NULL DEFAULT 1, chain {b} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS jejak_head (id INTEGER PRIMARY KEY CHECK (id = 1), "
             f"size {i} NOT NULL, chain {b} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS jejak_nodes (level INTEGER NOT NULL, idx {i} NOT NULL, "
@@ -123,20 +123,26 @@ class LogAppender:
         return row["size"], bytes(row["chain"])
 
     # -- the append ------------------------------------------------------------
-    def append_to_log(self, cursor: Any, entries: Iterable[tuple[str, UUID | str, bytes]]) -> int:
-        """Append (fact_id, originator_id, leaf) entries; returns the first new index."""
+    def append_to_log(self, cursor: Any, entries: Iterable[tuple[str, UUID | str, int, bytes]]) -> int:
+        """Append (fact_id, originator_id, originator_version, leaf) entries; returns the first new index.
+
+        The version is kept so a log entry names exactly one stored event even
+        when an aggregate stored through the plain library API has several.
+        """
         size, chain = self.read_head(cursor)
         first = size
         log_rows: list[tuple] = []
         leaf_hashes: list[bytes] = []
-        for fact_id, oid, leaf in entries:
+        for fact_id, oid, version, leaf in entries:
             chain = chain_next(chain, leaf)
-            log_rows.append((size + len(log_rows), fact_id, self.oid_param(oid), chain))
+            log_rows.append((size + len(log_rows), fact_id, self.oid_param(oid), version, chain))
             leaf_hashes.append(leaf_hash(leaf))
         if not log_rows:
             return first
         nodes = new_nodes_for_append(size, leaf_hashes, _CursorNodeReader(self, cursor))
-        self.bulk_insert(cursor, "jejak_log", ("idx", "fact_id", "originator_id", "chain"), log_rows)
+        self.bulk_insert(
+            cursor, "jejak_log", ("idx", "fact_id", "originator_id", "originator_version", "chain"), log_rows
+        )
         self.bulk_insert(cursor, "jejak_nodes", ("level", "idx", "hash"), [tuple(n) for n in nodes])
         cursor.execute(
             self.sql("UPDATE jejak_head SET size = ?, chain = ? WHERE id = 1"), (size + len(log_rows), chain)
@@ -166,7 +172,10 @@ class LogAppender:
             self._store_subjects(cursor, new, sealer)
             self.insert_stored(cursor, [p.stored_event for p in new])
             self.append_to_log(
-                cursor, ((p.fact_id, p.stored_event.originator_id, p.stored_event.state) for p in new)
+                cursor, (
+                    (p.fact_id, p.stored_event.originator_id, p.stored_event.originator_version, p.stored_event.state)
+                    for p in new
+                ),
             )
         return statuses
 
@@ -230,7 +239,7 @@ class ChainedSQLiteRecorder(LogAppender, SQLiteApplicationRecorder):
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         self.take_write_lock(c)
         ids = super()._insert_events(c, stored_events, **kwargs)
-        self.append_to_log(c, ((_generic_id(s), s.originator_id, s.state) for s in stored_events))
+        self.append_to_log(c, _generic_entries(stored_events))
         return ids
 
 
@@ -269,6 +278,11 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
     def bulk_insert(self, cursor: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
         if not rows:
             return
+        if cursor.connection.pgconn.pipeline_status:
+            # The library's insert_events() runs in pipeline mode, where COPY
+            # is not allowed.
+            LogAppender.bulk_insert(self, cursor, table, columns, rows)
+            return
         with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -279,7 +293,11 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
         # transaction so that result stays readable.
         super()._insert_stored_events(curs, stored_events, **kwargs)
         with curs.connection.cursor() as log_cursor:
-            self.append_to_log(log_cursor, ((_generic_id(s), s.originator_id, s.state) for s in stored_events))
+            self.append_to_log(log_cursor, _generic_entries(stored_events))
+
+
+def _generic_entries(stored_events: Sequence[StoredEvent]) -> Iterable[tuple[str, UUID | str, int, bytes]]:
+    return ((_generic_id(s), s.originator_id, s.originator_version, s.state) for s in stored_events)
 
 
 def _generic_id(s: StoredEvent) -> str:

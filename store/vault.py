@@ -56,6 +56,10 @@ class Tokenizer:
         self._cache[(kind, value)] = token
         return token
 
+    def derive(self, label: bytes) -> bytes:
+        """A separate 32-byte key for another purpose (e.g. receipt codes)."""
+        return hmac.new(self._key, label, hashlib.sha256).digest()
+
     def fingerprint(self) -> str:
         """Identifies the key without revealing it (stored to detect a wrong key)."""
         return hmac.new(self._key, b"jejak pseudonym key fingerprint", hashlib.sha256).hexdigest()[:16]

@@ -12,7 +12,7 @@ from jejak.api.tokens import Principal
 
 router = APIRouter(prefix="/v1/access-log", tags=["inspector: accountability"])
 
-COLUMNS = ["seq", "at", "token_name", "role", "subject_token", "reason", "path"]
+COLUMNS = ["seq", "at", "token_name", "role", "subject_token", "reason", "path", "log_fact"]
 
 
 @router.get("", response_model=AccessLogOut, responses={**V1_ERRORS, **CSV_OK})

@@ -36,7 +36,7 @@ def aggregates(
     format: Format = None,
 ) -> AggregatesOut:
     """Families and amounts per (region, program, period); cells of fewer than 5 families are suppressed."""
-    cells = analytics.cells(f.state, f.size, level)
+    cells = analytics.cells(f.state, f.version, level)
     keys = sorted(cells, key=lambda k: (k[0] or "~", k[1], analytics.period_key(k[2])))
     items = []
     for key in keys:
@@ -63,7 +63,7 @@ def aggregates(
 def summary(f: Annotated[Fresh, Depends(fresh)]) -> SummaryOut:
     """Totals per program, the periods and regions with data, anomaly counts by rule."""
     programs = []
-    for program, cell in sorted(analytics.program_totals(f.state, f.size).items()):
+    for program, cell in sorted(analytics.program_totals(f.state, f.version).items()):
         small = len(cell.families) < MIN
         programs.append(ProgramTotals(
             program=program, suppressed=small, families=None if small else len(cell.families),
@@ -72,6 +72,6 @@ def summary(f: Annotated[Fresh, Depends(fresh)]) -> SummaryOut:
     cp = f.state.latest_checkpoint()
     return SummaryOut(
         log_size=f.size, checkpoint_size=None if cp is None else cp.size, min_families=MIN, programs=programs,
-        periods=analytics.periods(f.state, f.size), regions=analytics.regions_with_families(f.state, f.size),
-        anomalies=analytics.anomaly_counts(f.state, f.size),
+        periods=analytics.periods(f.state, f.version), regions=analytics.regions_with_families(f.state, f.version),
+        anomalies=analytics.anomaly_counts(f.state, f.version),
     )

@@ -48,9 +48,9 @@ def anomalies(
         wanted.add(tokenizer.token("nik", nik))
     subject = tokenizer.token("kk", kk) if kk else (tokenizer.token("nik", nik) if nik else None)
     audit_access(request, state, who, subject, reason)
-    view = analytics.fact_view(state, f.size)
+    view = analytics.fact_view(state, f.version)
     rows = []
-    for a in analytics.raw_anomalies(state, f.size, as_of):
+    for a in analytics.raw_anomalies(state, f.version, as_of):
         if rule and a["rule"] != rule:
             continue
         ctx = analytics.context_of(a, view)

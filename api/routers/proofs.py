@@ -28,11 +28,11 @@ def inclusion(
     index: Annotated[int, Query(ge=0, le=2**63 - 1, description="0-based log index")],
     size: Size = None,
 ) -> InclusionProof:
-    """RFC 9162 inclusion proof of one log entry in the tree of `size` entries."""
+    """RFC 9162 inclusion proof of one log entry in the tree of `size` entries (404 beyond the log)."""
     try:
         return InclusionProof(**state.transparency.prove(index, _default_size(state, size)))
     except ProofRequestError as exc:
-        raise ApiError(400, str(exc), "invalid_proof_request") from None
+        raise ApiError(404, str(exc), "no_such_proof") from None
 
 
 @router.get("/consistency", response_model=ConsistencyProof, responses=PUBLIC_ERRORS)
@@ -45,4 +45,4 @@ def consistency(
     try:
         return ConsistencyProof(**state.transparency.consistency(size1, _default_size(state, size2)))
     except ProofRequestError as exc:
-        raise ApiError(400, str(exc), "invalid_proof_request") from None
+        raise ApiError(404, str(exc), "no_such_proof") from None

@@ -765,3 +765,37 @@ def test_as_of_eligibility_decided_later_counts_when_in_log():
     lg.decide(KK1, "PKH", from_="2024-01", at="2024-02-01")
     assert lg.fired("no_eligibility", as_of=d("2024-01-31")) == {o}
     assert lg.fired("no_eligibility") == set()
+
+
+def test_default_as_of_is_date_of_latest_instant():
+    from jejak.projections.engine import default_as_of
+    lg = L()
+    lg.add("death.recorded", "2024-03-06T01:00:00+07:00", nik=NIK3, date="2020-01-01")  # 03-05 18:00Z
+    lg.add("death.recorded", "2024-03-05T20:00:00-10:00", nik=NIK2, date="2020-01-01")  # 03-06 06:00Z
+    assert default_as_of(lg.facts) == d("2024-03-05")
+    assert default_as_of(list(reversed(lg.facts))) == d("2024-03-05")
+    assert default_as_of([]) is None
+
+
+def test_default_as_of_includes_every_fact():
+    lg = base(pkh=False)
+    o = lg.order(id="o", at="2024-03-06T01:00:00+07:00")  # local date after D
+    lg.add("death.recorded", "2024-03-05T20:00:00-10:00", nik=NIK2, date="2020-01-01")
+    assert lg.fired("no_eligibility") == {o}
+
+
+def test_accepts_any_iterable_and_generator():
+    lg = base(pkh=False)
+    o = lg.order(id="o")
+    assert {a.primary for a in evaluate_anomalies(iter(lg.facts))} == {o}
+    assert [b.to_dict() for b in compute_balances(f for f in lg.facts)] == lg.balances()
+
+
+def test_duplicate_payout_reports_each_primary_once_and_is_deterministic():
+    lg = base()
+    for i in range(4):
+        lg.order(id=f"o{i}")
+    out = lg.anomalies()
+    assert [a.primary for a in out if a.rule == "duplicate_payout"] == ["o1", "o2", "o3"]
+    assert all(a.facts[1] == "o0" for a in out if a.rule == "duplicate_payout")
+    assert out == lg.anomalies()

@@ -1,0 +1,157 @@
+"""Projection catch-up and report latency, vs ingest measured in the same run.
+
+    python bench/projections.py --facts 1000000 --stores sqlite,postgresql
+
+Per store kind, on a fresh store:
+  ingest     Ledger.ingest_lines(file) (no projections) — the baseline;
+  catch_up   first Projector.catch_up() over the whole log;
+  rebuild    Projector.rebuild() (reset + replay) — ratio to ingest (target >= 1.0);
+  cli        `jejak rebuild` in a subprocess;
+  anomalies  Reports.anomalies() full list, revealed (target < 2 s), after a catch-up;
+  balances   Reports.balances(kk=...) for one family, p50/p99 over random
+             families (target p99 < 20 ms), after a catch-up;
+  profile    cProfile of a catch-up over the first --profile-facts entries and
+             of one anomalies() call.
+With --reuse, the store kept by `bench/ingest.py --keep` is used and the ingest
+figure is taken from that run's saved result (marked as such).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common as C  # noqa: E402
+
+C.apply_pool_workaround()
+
+
+def bench_kind(kind: str, a: argparse.Namespace) -> dict[str, Any]:
+    from jejak.ledger import Ledger
+    from jejak.projections.runner import Projector
+    from jejak.reports import Reports
+
+    path, n = C.facts_file(a.facts)
+    res: dict[str, Any] = {"facts": n}
+    if a.reuse:
+        store = C.store_for(kind, f"ingest_{kind[:2]}_{n}", fresh=False)
+        saved = json.loads((C.RESULTS_DIR / f"ingest-{n}.json").read_text())
+        res["ingest"] = dict(saved[kind]["jejak_api"], note="from bench/ingest.py run (not this run)")
+    else:
+        store = C.store_for(kind, f"proj_{kind[:2]}_{n}")
+        C.log(f"{kind}: ingest {n} facts (baseline)")
+        with Ledger.open(store.settings()) as ledger:
+            s, summary = C.timed(lambda: ledger.ingest_lines(C.iter_lines(path)))
+        assert summary.accepted == n
+        res["ingest"] = {"seconds": round(s, 2), "facts_per_s": round(C.rate(n, s))}
+    ingest_rate = res["ingest"]["facts_per_s"]
+
+    try:
+        ledger = Ledger.open(store.settings())
+        try:
+            st = ledger.store
+            size = st.log_size()
+            proj = Projector(st)
+
+            if a.profile_facts:
+                C.log(f"{kind}: cProfile of catch-up over {a.profile_facts} entries")
+                limited = Projector(st)
+                real_size = st.log_size
+                st.log_size = lambda: min(real_size(), a.profile_facts)  # type: ignore[method-assign]
+                try:
+                    _, top = C.profile_top(limited.rebuild, top=12)
+                finally:
+                    del st.log_size  # back to the class method
+                res["profile_catch_up"] = {"entries": min(size, a.profile_facts), "top_by_own_time": top}
+
+            C.log(f"{kind}: rebuild ({size} entries)")
+            s, replayed = C.timed(proj.rebuild)
+            assert replayed == size
+            res["rebuild"] = {"seconds": round(s, 2), "facts_per_s": round(C.rate(size, s))}
+
+            C.log(f"{kind}: jejak rebuild CLI")
+            out = C.run_child(C.jejak_cmd() + ["rebuild"], env=store.env())
+            assert out["returncode"] == 0, out["stderr"]
+            res["rebuild_cli"] = {"seconds": round(out["seconds"], 2), "facts_per_s": round(C.rate(size, out["seconds"])),
+                                  "peak_rss_mb": round(out["peak_rss_mb"], 1), "stdout": out["stdout"].strip()}
+            res["ratios"] = {
+                "rebuild_over_ingest": round(res["rebuild"]["facts_per_s"] / ingest_rate, 3),
+                "rebuild_cli_over_ingest": round(res["rebuild_cli"]["facts_per_s"] / ingest_rate, 3),
+                "target": "rebuild >= 1.0 x ingest",
+            }
+
+            reports = Reports(ledger)
+            reports.catch_up()  # caught up before timing
+            C.log(f"{kind}: anomalies() x{a.anomaly_runs}")
+            runs = []
+            count = None
+            for _ in range(a.anomaly_runs):
+                s, found = C.timed(reports.anomalies)
+                runs.append(round(s, 3))
+                count = len(found)
+            res["anomalies"] = {"seconds_runs": runs, "best_s": min(runs), "anomalies": count,
+                                "target": "< 2 s", "meets_target": min(runs) < 2}
+            s, found = C.timed(lambda: reports.anomalies(reveal=False))
+            res["anomalies"]["unrevealed_s"] = round(s, 3)
+
+            kks = C.sample_kks(path, a.balances)
+            C.log(f"{kind}: balances(kk=...) x{len(kks)}")
+            reports.balances(kks[0])  # warm
+            lat = []
+            for kk in kks:
+                s, rows = C.timed(lambda: reports.balances(kk))
+                assert rows, kk
+                lat.append(s * 1000)
+            res["balances_one_family_ms"] = {
+                "n": len(lat), "p50": round(C.percentile(lat, 50), 3), "p99": round(C.percentile(lat, 99), 3),
+                "max": round(max(lat), 3), "target_p99": "< 20 ms", "meets_target": C.percentile(lat, 99) < 20,
+            }
+            # balances without the catch-up check (the query + reveal alone)
+            from jejak.projections.readmodels import Balances
+
+            lat2 = []
+            for kk in kks[:200]:
+                tok = ledger.tokenizer.token("kk", kk)
+                s, _ = C.timed(lambda: Balances.query(st, tok))
+                lat2.append(s * 1000)
+            res["balances_query_only_ms"] = {"p50": round(C.percentile(lat2, 50), 3),
+                                             "p99": round(C.percentile(lat2, 99), 3)}
+
+            if a.profile_facts:
+                C.log(f"{kind}: cProfile of anomalies()")
+                _, top = C.profile_top(reports.anomalies, top=12)
+                res["profile_anomalies"] = top
+        finally:
+            ledger.close()
+    finally:
+        if not a.reuse and not a.keep:
+            store.drop()
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--facts", type=int, default=1_000_000)
+    ap.add_argument("--stores", default="sqlite,postgresql")
+    ap.add_argument("--reuse", action="store_true", help="use the store kept by bench/ingest.py --keep")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--anomaly-runs", type=int, default=2)
+    ap.add_argument("--balances", type=int, default=500, help="families to query")
+    ap.add_argument("--profile-facts", type=int, default=100_000, help="0: no profile")
+    a = ap.parse_args()
+    result: dict[str, Any] = {
+        "benchmark": "projections", "machine": C.machine(),
+        "command": " ".join(["python", "bench/projections.py"] + sys.argv[1:]),
+    }
+    for kind in [k.strip() for k in a.stores.split(",") if k.strip()]:
+        result[kind] = bench_kind(kind, a)
+    C.emit(f"projections-{a.facts}", result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Bearer tokens and roles: 401 without, 403 with the wrong role; token CLI; jejak serve."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Deployment, free_port
+
+V1_GETS = [
+    "/v1/families/1275010101010001/trail?reason=audit",
+    "/v1/people/1275010101010001/trail?reason=audit",
+    "/v1/facts/kemensos:rates:2024:PKH?reason=audit",
+    "/v1/balances?reason=audit",
+    "/v1/anomalies?reason=audit",
+    "/v1/access-log",
+    "/v1/receipts/kemensos:rates:2024:PKH",
+]
+
+
+def assert_error(r: httpx.Response, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert body["error"] == code and body["message"]
+
+
+@pytest.mark.parametrize("path", V1_GETS)
+def test_no_token_is_401(public: httpx.Client, path: str) -> None:
+    r = public.get(path)
+    assert_error(r, 401, "unauthorized")
+    assert r.headers.get("www-authenticate") == "Bearer"
+
+
+@pytest.mark.parametrize("header", [
+    "Bearer jjk_not-a-real-token", "Bearer", "Basic dXNlcjpwYXNz", "jjk_x", "Bearer x' OR 1=1 --",
+])
+def test_bad_token_is_401(deployment: Deployment, header: str) -> None:
+    with httpx.Client(base_url=deployment.base_url, headers={"Authorization": header}) as c:
+        assert_error(c.get("/v1/balances?reason=audit"), 401, "unauthorized")
+
+
+@pytest.mark.parametrize("path", ["/v1/families/1275010101010001/trail?reason=audit",
+                                  "/v1/people/1275010101010001/trail?reason=audit", "/v1/access-log"])
+def test_reconciler_may_not_read_trails_or_access_log(reconciler: httpx.Client, path: str) -> None:
+    assert_error(reconciler.get(path), 403, "forbidden")
+
+
+def test_roles_that_may(reconciler: httpx.Client, inspector: httpx.Client) -> None:
+    assert reconciler.get("/v1/balances", params={"reason": "monthly reconciliation", "limit": 3}).status_code == 200
+    assert reconciler.get("/v1/anomalies", params={"reason": "monthly reconciliation", "limit": 3}).status_code == 200
+    assert inspector.get("/v1/access-log").status_code == 200
+
+
+def test_public_needs_no_token(public: httpx.Client) -> None:
+    for path in ("/healthz", "/public/v1/checkpoint", "/public/v1/keys", "/public/v1/summary", "/public/v1/aggregates"):
+        assert public.get(path).status_code == 200, path
+
+
+def test_token_cli_create_use_revoke(deployment: Deployment) -> None:
+    name = f"cli-{deployment.backend}"
+    created = deployment.cli("token", "create", "--role", "inspector", "--name", name)
+    secret = created.stdout.strip()
+    assert secret.startswith("jjk_") and len(secret) > 40
+    assert "shown only once" in created.stderr
+    # a second active token with the same name is refused
+    assert deployment.cli("token", "create", "--role", "inspector", "--name", name, check=False).returncode == 2
+    with httpx.Client(base_url=deployment.base_url, headers={"Authorization": f"Bearer {secret}"}) as c:
+        assert c.get("/v1/access-log").status_code == 200
+        # only the hash is stored
+        listing = deployment.cli("token", "list").stdout
+        assert name in listing and secret not in listing
+        from jejak.store.datastore import Store
+
+        store = Store.open(deployment.store)
+        try:
+            rows = store.query("SELECT * FROM api_tokens")
+            assert all(secret not in str(tuple(r[k] for k in r.keys())) for r in rows)
+        finally:
+            store.close()
+        revoked = deployment.cli("token", "revoke", name)
+        assert revoked.returncode == 0
+        assert_error(c.get("/v1/access-log"), 401, "unauthorized")
+    assert deployment.cli("token", "revoke", name, check=False).returncode == 1
+    assert deployment.cli("token", "create", "--role", "admin", "--name", "x", check=False).returncode == 2
+
+
+def test_access_is_recorded_with_tokens_not_clear_values(deployment: Deployment, inspector: httpx.Client) -> None:
+    kk = next(f["kk"] for f in deployment.facts if f["type"] == "disbursement.ordered")
+    reason = f"complaint 2024/117 ({deployment.backend})"
+    assert inspector.get(f"/v1/families/{kk}/trail", params={"reason": reason}).status_code == 200
+    rows = []
+    cursor = None
+    while True:
+        r = inspector.get("/v1/access-log", params={"limit": 1000, **({"cursor": cursor} if cursor else {})})
+        rows += r.json()["items"]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            break
+    mine = [row for row in rows if row["reason"] == reason]
+    assert len(mine) == 1
+    row = mine[0]
+    assert row["token_name"] == "e2e-inspector" and row["role"] == "inspector"
+    assert row["path"] == "/v1/families/{kk}/trail"
+    assert row["subject_token"].startswith("tk1_")
+    assert kk not in r.text
+    # the access is also a jejak.access fact in the hash-chained log
+    assert row["log_fact"].startswith("jejak:access:")  # (the inspector API reveals its subject token)
+    logged = inspector.get(f"/v1/facts/{row['log_fact']}", params={"reason": "audit the auditors"})
+    assert logged.status_code == 200, logged.text
+    fact = logged.json()["fact"]
+    assert fact["type"] == "jejak.access" and fact["subject"] == kk and fact["reason"] == reason
+    assert fact["actor"] == "e2e-inspector" and fact["path"] == "/v1/families/{kk}/trail"
+    # filtering by subject
+    by_subject = inspector.get("/v1/access-log", params={"subject_token": row["subject_token"]}).json()["items"]
+    assert row["seq"] in {x["seq"] for x in by_subject}
+
+
+def test_missing_reason_is_422_and_not_recorded(inspector: httpx.Client, deployment: Deployment) -> None:
+    kk = next(f["kk"] for f in deployment.facts if f["type"] == "disbursement.ordered")
+    before = inspector.get("/v1/access-log", params={"limit": 1000}).json()
+    r = inspector.get(f"/v1/families/{kk}/trail")
+    assert_error(r, 422, "invalid_request")
+    assert "reason" in r.json()["message"]
+    assert_error(inspector.get(f"/v1/families/{kk}/trail", params={"reason": "   "}), 422, "invalid_request")
+    # personal data never goes into the reason (it is published in the log)
+    r = inspector.get(f"/v1/families/{kk}/trail", params={"reason": f"family {kk}"})
+    assert_error(r, 422, "invalid_request")
+    assert kk not in r.text
+    after = inspector.get("/v1/access-log", params={"limit": 1000}).json()
+    assert len(after["items"]) == len(before["items"])
+
+
+def test_jejak_serve_subprocess(deployment: Deployment) -> None:
+    if deployment.backend != "sqlite":
+        pytest.skip("one backend is enough for the serve command")
+    import os
+
+    port = free_port()
+    env = {**os.environ, "JEJAK_KEYS_DIR": str(deployment.keys_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jejak.cli", "--store", deployment.store, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert time.monotonic() < deadline, "jejak serve did not come up"
+                time.sleep(0.2)
+        assert r.status_code == 200
+        assert r.json()["log_size"] >= len(deployment.facts)  # plus jejak.access facts
+        assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()["info"]["title"] == "jejak"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -1,0 +1,292 @@
+"""SPEC §2 command line, end to end through real `jejak` subprocesses.
+
+Everything a third party would check is recomputed here independently of
+jejak's own code: the RFC 9162 Merkle root and inclusion proofs (a tiny
+implementation below), and the Ed25519 signed-note signature (with
+`cryptography` directly, not jejak.audit).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from jejak.generate import write_files
+
+JEJAK = [sys.executable, "-m", "jejak.cli"]
+NIK = "1275016708770229"
+KK = "1275011104052510"
+
+
+# ------------------------------------------------- independent RFC 9162 helpers
+
+
+def rfc_leaf(leaf: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + leaf).digest()
+
+
+def rfc_node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _k(n: int) -> int:
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def mth(hashes: list[bytes]) -> bytes:
+    n = len(hashes)
+    if n == 0:
+        return hashlib.sha256(b"").digest()
+    if n == 1:
+        return hashes[0]
+    k = _k(n)
+    return rfc_node(mth(hashes[:k]), mth(hashes[k:]))
+
+
+def audit_path(m: int, hashes: list[bytes]) -> list[bytes]:
+    n = len(hashes)
+    if n <= 1:
+        return []
+    k = _k(n)
+    if m < k:
+        return audit_path(m, hashes[:k]) + [mth(hashes[k:])]
+    return audit_path(m - k, hashes[k:]) + [mth(hashes[:k])]
+
+
+def verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: list[bytes], root: bytes) -> bool:
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf_hash
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = rfc_node(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = rfc_node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def test_independent_rfc9162_helpers_self_check() -> None:
+    hashes = [rfc_leaf(bytes([i])) for i in range(13)]
+    root = mth(hashes)
+    for size in (1, 2, 3, 7, 8, 13):
+        r = mth(hashes[:size])
+        for i in range(size):
+            assert verify_inclusion(i, size, hashes[i], audit_path(i, hashes[:size]), r)
+    assert not verify_inclusion(3, 13, hashes[4], audit_path(3, hashes), root)
+    # RFC 6962 test vector: the empty tree
+    assert mth([]).hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def cli(tmp: Path, *args: str, store: str | None = None, stdin: bytes | None = None,
+        env_store: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("JEJAK_STORE", None)
+    env["JEJAK_KEYS_DIR"] = str(tmp / "keys")
+    if env_store is not None:
+        env["JEJAK_STORE"] = env_store
+    pre = ["--store", store] if store else []
+    return subprocess.run([*JEJAK, *pre, *args], cwd=tmp, env=env, input=stdin, capture_output=True, timeout=120)
+
+
+def jsonl(data: bytes) -> list[Any]:
+    return [json.loads(ln) for ln in data.decode().splitlines() if ln.strip()]
+
+
+def fact(fid: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": fid, "type": "disbursement.ordered", "at": "2024-03-05T10:00:00+07:00",
+        "source": {"kind": "kemensos", "id": "sp2d"}, "kk": KK, "nik": NIK, "program": "PKH",
+        "period": "2024-T1", "amount": 750000, "channel": "BRI", **extra,
+    }
+
+
+def lines(*objs: Any) -> bytes:
+    return b"".join((o if isinstance(o, bytes) else json.dumps(o).encode()) + b"\n" for o in objs)
+
+
+# ------------------------------------------------------------------- ingest
+
+
+def test_ingest_exit_codes_summary_and_rejections(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(lines(fact("o-1"), fact("o-2")))
+    r = cli(tmp_path, "ingest", str(good), store=store)
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode().strip().splitlines()
+    assert len(out) == 1 and json.loads(out[0]) == {"accepted": 2, "duplicates": 0, "rejected": 0}
+
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(lines(fact("o-1"), b"", b"{broken", fact("o-3", amount=-5), fact("o-2", amount=1), fact("o-4")))
+    r = cli(tmp_path, "ingest", str(mixed), store=store)
+    assert r.returncode == 3
+    assert json.loads(r.stdout) == {"accepted": 1, "duplicates": 1, "rejected": 3}
+    rejections = jsonl(r.stderr)
+    assert [(x["line"], x["id"]) for x in rejections] == [(3, None), (4, "o-3"), (5, "o-2")]
+    for x in rejections:
+        assert {"line", "id", "error"} <= set(x) and isinstance(x["error"], str) and x["error"]
+    assert "conflict" in rejections[2]["error"]
+    assert "amount" in rejections[1]["error"]
+
+    r = cli(tmp_path, "ingest", str(tmp_path / "missing.jsonl"), store=store)
+    assert r.returncode == 2 and r.stdout.strip() == b""
+    r = cli(tmp_path, "ingest", str(tmp_path), store=store)  # a directory is not a file
+    assert r.returncode == 2
+
+    r = cli(tmp_path, "ingest", str(good), store=store)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"accepted": 0, "duplicates": 2, "rejected": 0}
+
+
+def test_ingest_stdin(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    r = cli(tmp_path, "ingest", "-", store=store, stdin=lines(fact("o-1"), fact("o-2"), b"[]"))
+    assert r.returncode == 3
+    assert json.loads(r.stdout) == {"accepted": 2, "duplicates": 0, "rejected": 1}
+    assert jsonl(r.stderr)[0]["line"] == 3
+    r = cli(tmp_path, "ingest", "-", store=store, stdin=b"")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"accepted": 0, "duplicates": 0, "rejected": 0}
+
+
+def test_store_option_env_and_default(tmp_path: Path) -> None:
+    f = tmp_path / "f.jsonl"
+    f.write_bytes(lines(fact("o-1")))
+    env_db = str(tmp_path / "env.db")
+    r = cli(tmp_path, "ingest", str(f), env_store=env_db)
+    assert r.returncode == 0 and json.loads(r.stdout)["accepted"] == 1
+    assert Path(env_db).exists()
+    # --store wins over JEJAK_STORE
+    opt_db = str(tmp_path / "opt.db")
+    r = cli(tmp_path, "ingest", str(f), store=opt_db, env_store=env_db)
+    assert json.loads(r.stdout)["accepted"] == 1
+    r = cli(tmp_path, "export", env_store=env_db)
+    assert [e["fact"]["id"] for e in jsonl(r.stdout)] == ["o-1"]
+    # the default is ./jejak.db in the working directory
+    r = cli(tmp_path, "ingest", str(f))
+    assert r.returncode == 0 and json.loads(r.stdout)["accepted"] == 1
+    assert (tmp_path / "jejak.db").exists()
+
+
+def test_store_option_after_subcommand(tmp_path: Path) -> None:
+    f = tmp_path / "f.jsonl"
+    f.write_bytes(lines(fact("o-1")))
+    db = str(tmp_path / "after.db")
+    r = cli(tmp_path, "ingest", str(f), "--store", db)
+    assert r.returncode == 0
+    assert Path(db).exists()
+
+
+# ------------------------------------------------ export, checkpoint, key, prove
+
+
+@pytest.fixture
+def ingested(store_url: str, tmp_path: Path) -> tuple[str, Path, list[dict]]:
+    path = tmp_path / "facts.jsonl"
+    write_files(families=5, seed=11, out_path=path)
+    facts = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    r = cli(tmp_path, "ingest", str(path), store=store_url)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert json.loads(r.stdout) == {"accepted": len(facts), "duplicates": 0, "rejected": 0}
+    return store_url, tmp_path, facts
+
+
+def parse_note(note: str) -> tuple[str, int, bytes, str, list[tuple[str, bytes]]]:
+    text, sep, sigblock = note.partition("\n\n")
+    assert sep, "signed note needs a blank line before its signatures"
+    text += "\n"
+    body = text.split("\n")
+    origin, size, root = body[0], int(body[1]), base64.b64decode(body[2], validate=True)
+    sigs = []
+    for line in sigblock.splitlines():
+        assert line.startswith("\u2014 "), line
+        name, b64 = line[2:].split(" ")
+        sigs.append((name, base64.b64decode(b64)))
+    return origin, size, root, text, sigs
+
+
+def test_export_root_matches_checkpoint_and_signature_verifies(ingested) -> None:
+    store, tmp, facts = ingested
+    r = cli(tmp, "export", store=store)
+    assert r.returncode == 0
+    entries = jsonl(r.stdout)
+    assert [e["index"] for e in entries] == list(range(len(facts)))
+    leaf_hashes = []
+    for e, original in zip(entries, facts):
+        assert {"index", "leaf", "fact"} <= set(e)
+        leaf = base64.b64decode(e["leaf"], validate=True)
+        assert e["fact"] == original  # operator export shows the fact as it was ingested
+        decoded = json.loads(leaf)
+        assert decoded["fact"]["id"] == original["id"]
+        for name in ("nik", "kk"):
+            if name in original:
+                assert original[name].encode() not in leaf, "the hashed leaf carries no clear NIK/KK"
+        leaf_hashes.append(rfc_leaf(leaf))
+
+    cp = cli(tmp, "checkpoint", store=store)
+    assert cp.returncode == 0
+    note = cp.stdout.decode()
+    origin, size, root, text, sigs = parse_note(note)
+    assert size == len(facts)
+    assert root == mth(leaf_hashes), "independent RFC 9162 root over the export must equal the checkpoint root"
+
+    k = cli(tmp, "key", store=store)
+    assert k.returncode == 0
+    key_line = k.stdout.decode().strip()
+    m = re.fullmatch(r"([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)", key_line)
+    assert m, key_line
+    name, key_hash, key64 = m.groups()
+    raw = base64.b64decode(key64, validate=True)
+    assert len(raw) == 33 and raw[0] == 0x01
+    assert hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4].hex() == key_hash
+    signed = [(n, s) for n, s in sigs if n == name and s[:4].hex() == key_hash]
+    assert len(signed) == 1, sigs
+    Ed25519PublicKey.from_public_bytes(raw[1:]).verify(signed[0][1][4:], text.encode())  # raises if invalid
+
+    # prove: keys, leaf hash, audit path and root all match the independent computation
+    for index in (size // 2, size - 1):
+        p = cli(tmp, "prove", str(index), "--size", str(size), store=store)
+        assert p.returncode == 0, p.stderr.decode()
+        proof = json.loads(p.stdout)
+        assert set(proof) == {"index", "size", "leaf_hash", "proof", "root"}
+        assert (proof["index"], proof["size"]) == (index, size)
+        assert proof["leaf_hash"] == leaf_hashes[index].hex()
+        assert proof["root"] == root.hex()
+        assert proof["proof"] == [h.hex() for h in audit_path(index, leaf_hashes)]
+        assert verify_inclusion(index, size, leaf_hashes[index], [bytes.fromhex(h) for h in proof["proof"]], root)
+
+    # an older tree size
+    small = size // 3
+    p = cli(tmp, "prove", "1", "--size", str(small), store=store)
+    proof = json.loads(p.stdout)
+    assert proof["root"] == mth(leaf_hashes[:small]).hex()
+    assert proof["proof"] == [h.hex() for h in audit_path(1, leaf_hashes[:small])]
+
+    # bad requests are usage errors
+    assert cli(tmp, "prove", str(size), "--size", str(size), store=store).returncode == 2
+
+    v = cli(tmp, "verify", store=store)
+    assert v.returncode == 0, v.stdout.decode() + v.stderr.decode()
+    assert json.loads(v.stdout)["intact"] is True
