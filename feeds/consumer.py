@@ -10,10 +10,6 @@ For each polled batch:
 
 A crash anywhere before 4 re-delivers the batch; the ledger's idempotency by fact
 id turns the re-delivered facts into duplicates, so nothing is lost or doubled.
-
-``run`` overlaps the broker and the store: while one batch is being recorded (a
-worker thread, steps 1-3) the next one is fetched; a batch's offsets are still
-committed only after it has been recorded, one batch at a time, in order.
 Logs carry fact ids, topics, partitions, offsets and error codes only, never
 payloads or rejection messages (they can contain NIK/KK numbers).
 """
@@ -25,7 +21,6 @@ import logging
 import signal
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 import orjson
@@ -50,7 +45,10 @@ def default_consumer_factory(bootstrap: str, topic: str, group_id: str, **overri
         max_poll_interval_ms=5000,
         session_timeout_ms=6000,
         heartbeat_interval_ms=2000,
-        max_poll_records=500,
+        # One ledger transaction and one offset commit per poll: 2,000 records, like
+        # `jejak ingest` (Settings.batch_size); with 500 the commits and per-poll
+        # overhead cost ~30% of the throughput (bench/feeds.py).
+        max_poll_records=2000,
         request_timeout_ms=15000,
         reconnect_backoff_ms=100,
         reconnect_backoff_max_ms=2000,
@@ -137,7 +135,7 @@ class Consumer:
         producer_factory: Callable[[], Any] | None = None,
         allowed_types: frozenset[str] = INBOUND_TYPES,
         poll_timeout_ms: int = 1000,
-        max_records: int = 500,
+        max_records: int = 2000,
         flush_timeout: float = 30.0,
         once_timeout: float = 60.0,
         max_backoff: float = 30.0,
@@ -256,54 +254,28 @@ class Consumer:
                 except Exception as exc:
                     log.info("could not rewind %s[%d]: %s", tp.topic, tp.partition, type(exc).__name__)
 
-    def _poll(self) -> dict[Any, list[Any]]:
+    def poll_once(self) -> tuple[dict[str, int], int]:
+        """One poll → handle → commit cycle. Returns (summary, number of records)."""
         batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
-        return {tp: recs for tp, recs in batch.items() if recs}
-
-    @staticmethod
-    def _records(batch: dict[Any, list[Any]]) -> list[Any]:
-        return [rec for tp in sorted(batch, key=lambda t: (t.topic, t.partition)) for rec in batch[tp]]
-
-    def _done(self, batch: dict[Any, list[Any]], summary: dict[str, int]) -> None:
-        """``batch`` is recorded: remember where we are, commit its offsets, count it."""
+        batch = {tp: recs for tp, recs in batch.items() if recs}
+        if not batch:
+            self._check_log_reset()
+            return {"accepted": 0, "duplicates": 0, "rejected": 0}, 0
+        records = [rec for tp in sorted(batch, key=lambda t: (t.topic, t.partition)) for rec in batch[tp]]
+        try:
+            summary = self.handle(records)
+        except BaseException:
+            self._rewind(batch)
+            raise
         for tp, recs in batch.items():
             self._next[tp] = recs[-1].offset + 1
         self._commit(batch)
         for k, v in summary.items():
             self.totals[k] += v
         log.info("batch of %d record(s): %d accepted, %d duplicate, %d rejected",
-                 sum(len(r) for r in batch.values()), summary["accepted"], summary["duplicates"],
-                 summary["rejected"])
-
-    def poll_once(self) -> tuple[dict[str, int], int]:
-        """One poll → handle → commit cycle (no overlap). Returns (summary, number of records)."""
-        batch = self._poll()
-        if not batch:
-            self._check_log_reset()
-            return {"accepted": 0, "duplicates": 0, "rejected": 0}, 0
-        records = self._records(batch)
-        try:
-            summary = self.handle(records)
-        except BaseException:
-            self._rewind(batch)
-            raise
-        self._done(batch, summary)
+                 len(records), summary["accepted"], summary["duplicates"], summary["rejected"])
         return summary, len(records)
 
-    def _finish(self, inflight: tuple[dict[Any, list[Any]], Future], polled: dict[Any, list[Any]]) -> None:
-        """Wait for the batch being recorded, then commit it.
-
-        If recording it failed, every partition is rewound to the first record
-        not known to be recorded (the failed batch, else the batch ``polled``
-        meanwhile), so both are re-delivered.
-        """
-        batch, future = inflight
-        try:
-            summary = future.result()
-        except BaseException:
-            self._rewind({**polled, **batch})
-            raise
-        self._done(batch, summary)
     def _drained(self) -> bool:
         assigned = self.consumer.assignment()
         if not assigned:
@@ -323,9 +295,6 @@ class Consumer:
     def run(self, once: bool = False, stop_event: threading.Event | None = None) -> dict[str, int]:
         """Consume until ``stop_event`` is set (or, with ``once``, until caught up).
 
-        While a batch is recorded (worker thread) the next one is fetched; offsets
-        are committed per batch, in order, only after it is recorded. On stop the
-        batch in flight (and the one fetched meanwhile) are finished first.
         Returns the counts of this run: ``{"accepted", "duplicates", "rejected"}``.
         """
         stop_event = stop_event or threading.Event()
@@ -333,20 +302,10 @@ class Consumer:
         deadline = time.monotonic() + self.once_timeout
         backoff = 0.5
         idle_assigned = 0
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jejak-record")
-        inflight: tuple[dict[Any, list[Any]], Future] | None = None
         try:
             while not stop_event.is_set():
                 try:
-                    batch = self._poll()
-                    if inflight is not None:
-                        pending, inflight = inflight, None
-                        self._finish(pending, batch)
-                    n = sum(len(r) for r in batch.values())
-                    if batch:
-                        inflight = (batch, worker.submit(self.handle, self._records(batch)))
-                    else:
-                        self._check_log_reset()
+                    _, n = self.poll_once()
                     backoff = 0.5
                 except Exception as exc:
                     self.errors += 1
@@ -360,7 +319,7 @@ class Consumer:
                     backoff = min(backoff * 2, self.max_backoff)
                     continue
                 if once:
-                    if n == 0 and inflight is None:
+                    if n == 0:
                         idle_assigned = idle_assigned + 1 if self.consumer.assignment() else 0
                         if self._drained() or idle_assigned >= 3:
                             break
@@ -369,18 +328,7 @@ class Consumer:
                     if time.monotonic() > deadline:
                         log.warning("once: gave up waiting after %.0fs", self.once_timeout)
                         break
-            if inflight is not None:  # stopping: finish (record and commit) the batch in flight
-                pending, inflight = inflight, None
-                try:
-                    self._finish(pending, {})
-                except Exception as exc:  # not committed: it is re-delivered to the next run
-                    self.errors += 1
-                    log.warning("last batch failed while stopping (%s); it will be re-delivered",
-                                type(exc).__name__)
         finally:
-            if inflight is not None:  # leaving on an error: let the worker end, commit nothing more
-                inflight[1].cancel()
-            worker.shutdown(wait=True)
             self.close()
         return {k: self.totals[k] - before[k] for k in self.totals}
 

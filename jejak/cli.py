@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -16,6 +17,7 @@ from jejak.settings import Settings
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_enable=False,  # never print local variables (they may hold personal data)
     no_args_is_help=True,
     help="jejak: a tamper-evident accountability ledger for social assistance (bansos).",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -145,14 +147,22 @@ def balances(
     """Balances per (kk, program), JSONL (SPEC §3)."""
     from jejak.reports import Reports
 
+    _check_digits16("--kk", kk)
     with open_ledger(store) as ledger:
         write_jsonl(Reports(ledger).balances(kk))
+
+
+def _check_digits16(option: str, value: str | None) -> None:
+    if value is not None and not re.fullmatch(r"[0-9]{16}", value):
+        fail(f"{option} must be exactly 16 digits")
 
 
 def _parse_date(value: str | None) -> date | None:
     if value is None:
         return None
     try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            raise ValueError
         return date.fromisoformat(value)
     except ValueError:
         fail(f"--as-of must be a date YYYY-MM-DD, got {value!r}")
@@ -170,7 +180,13 @@ def anomalies(
     """Anomalies, JSONL (SPEC §4)."""
     from jejak.reports import Reports
 
+    from jejak.projections.engine import RULES
+
     day = _parse_date(as_of)
+    if rule is not None and rule not in RULES:
+        fail(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
+    _check_digits16("--kk", kk)
+    _check_digits16("--nik", nik)
     with open_ledger(store) as ledger:
         write_jsonl(Reports(ledger).anomalies(day, rule=rule, kk=kk, nik=nik))
 
@@ -426,12 +442,15 @@ def audit_verify_export(
     """Recompute chain and Merkle root from an export and check the signed checkpoint."""
     from jejak.audit.errors import VerificationError
     from jejak.audit.offline import verify_export
+    from jejak.store.leaf import leaf_matches_fact
 
     note = _read_text(checkpoint_file, "checkpoint")
     keys = _read_keys(key_file)
     try:
         with open(export_file, "rb") as lines:
-            cp = verify_export(lines, note, keys)
+            cp = verify_export(
+                lines, note, keys, leaf_check=lambda leaf, entry: leaf_matches_fact(leaf, entry.get("fact"))
+            )
     except OSError as exc:
         fail(f"cannot read export {export_file}: {exc.strerror}")
     except VerificationError as exc:
@@ -557,7 +576,15 @@ def token_list(store: Optional[str] = StoreOption) -> None:
 
 
 def main() -> None:
-    app()
+    import os
+
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one clear line, no locals
+        if os.environ.get("JEJAK_DEBUG") == "1":
+            raise
+        sys.stderr.write(f"jejak: internal error: {type(exc).__name__}: {exc} (set JEJAK_DEBUG=1 for a traceback)\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

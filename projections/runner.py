@@ -20,7 +20,7 @@ class Projector:
     def ensure_tables(self) -> None:
         if self._created:
             return
-        with self.store.transaction(commit=True) as cursor:
+        with self.store.schema_lock(), self.store.transaction(commit=True) as cursor:
             for model in self.models:
                 for statement in model.create_statements(self.store):
                     cursor.execute(statement)

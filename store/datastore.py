@@ -49,7 +49,7 @@ class Store:
         self = cls(url, recorder, datastore)
         if create:
             try:
-                with self._schema_lock():
+                with self.schema_lock():
                     recorder.create_table()  # type: ignore[attr-defined]
             except Exception as exc:
                 raise StoreError(f"cannot open store {url.describe()}: {exc}") from exc
@@ -60,7 +60,7 @@ class Store:
     SCHEMA_LOCK_KEY = 0x6A656A616B
 
     @contextlib.contextmanager
-    def _schema_lock(self) -> Iterator[None]:
+    def schema_lock(self) -> Iterator[None]:
         if not self.is_postgres:
             yield
             return

@@ -40,3 +40,26 @@ def decode_leaf(leaf: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(obj, dict) or obj.get("v") != LEAF_VERSION:
         raise LeafFormatError(f"unknown leaf version: expected {LEAF_VERSION}, got {obj.get('v') if isinstance(obj, dict) else obj!r}")
     return obj["fact"], obj.get("derived", {})
+
+
+def leaf_matches_fact(leaf: bytes, fact: dict[str, Any]) -> bool:
+    """Does an export entry's `fact` say what its leaf bytes say?
+
+    Equal field by field, except that where the leaf holds a token the entry
+    may show the clear value instead (an operator export); whether that clear
+    value is the right one only the holder of the pseudonym key can tell.
+    """
+    if not isinstance(fact, dict):
+        return False
+    try:
+        protected, _derived = decode_leaf(leaf)
+    except LeafFormatError:
+        return False
+    if set(protected) != set(fact):
+        return False
+    for name, value in protected.items():
+        if isinstance(value, str) and value.startswith("tk1_"):
+            continue
+        if fact[name] != value:
+            return False
+    return True

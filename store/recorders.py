@@ -19,11 +19,12 @@ the lock so two concurrent ingests of one file record each fact once.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
@@ -226,6 +227,24 @@ class ChainedSQLiteRecorder(LogAppender, SQLiteApplicationRecorder):
 
     def oid_param(self, oid: UUID | str) -> Any:
         return oid.hex if isinstance(oid, UUID) else oid
+
+    def create_table(self) -> None:
+        # The library creates tables in a deferred transaction; our head-row
+        # INSERT then upgrades a read lock to a write lock, which SQLite refuses
+        # at once (no busy wait) while another process writes. An existing
+        # store needs nothing created; a new one retries briefly.
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jejak_head'")
+            if c.fetchone() is not None:
+                return
+        for attempt in range(100):
+            try:
+                super().create_table()
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.1)
 
     def take_write_lock(self, cursor: Any) -> None:
         # A write as the first statement upgrades the transaction to the

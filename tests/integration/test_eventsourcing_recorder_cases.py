@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,15 @@ from tests.conftest import PG_HOST, PG_PORT, PG_USER, _admin_connect, postgres_a
 REQUIRE_SERVICES = os.environ.get("JEJAK_REQUIRE_SERVICES") == "1"
 
 
+def join_test_threads(before: set[threading.Thread]) -> None:
+    """The library's concurrency tests leave reader threads finishing their last
+    query after the test method returns; closing a datastore under them crashes
+    the sqlite3/psycopg C code. Wait for them first."""
+    for thread in threading.enumerate():
+        if thread not in before and thread is not threading.current_thread() and not thread.daemon:
+            thread.join(timeout=30)
+
+
 def assert_log_intact(store_url: str, keys_dir: Path) -> dict[str, Any]:
     store = Store.open(store_url, create=False)
     try:
@@ -74,6 +84,7 @@ class _SQLiteSetup:
         self._tmp = tempfile.TemporaryDirectory()
         self.db_path = str(Path(self._tmp.name) / "events.db")
         self.datastores: list[SQLiteDatastore] = []
+        self.threads_before = set(threading.enumerate())
         super().setUp()
 
     def create_recorder(self) -> ChainedSQLiteRecorder:
@@ -86,6 +97,7 @@ class _SQLiteSetup:
     def tearDown(self) -> None:
         try:
             super().tearDown()
+            join_test_threads(self.threads_before)
             for datastore in self.datastores:
                 datastore.close()
             if Path(self.db_path).exists():
@@ -118,6 +130,7 @@ class _PostgresSetup:
         self.store_url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.dbname}"
         self._tmp = tempfile.TemporaryDirectory()
         self.datastores: list[PostgresDatastore] = []
+        self.threads_before = set(threading.enumerate())
         super().setUp()
 
     def create_recorder(self) -> ChainedPostgresRecorder:
@@ -132,6 +145,7 @@ class _PostgresSetup:
     def tearDown(self) -> None:
         try:
             super().tearDown()
+            join_test_threads(self.threads_before)
             for datastore in self.datastores:
                 datastore.close()
             self.verified = assert_log_intact(self.store_url, Path(self._tmp.name) / "keys")

@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections import Counter

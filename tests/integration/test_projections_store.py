@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import signal
 import subprocess
@@ -396,14 +394,13 @@ def projection_state(store: Store) -> tuple[list[dict], int, int, list[tuple]]:
     return balances, n_facts, n_orders, totals
 
 
-def test_killed_catch_up_resumes_then_concurrent_catch_ups(ledger: Ledger, big_lines: list[bytes]) -> None:
+def test_killed_catch_up_resumes_without_double_counting(ledger: Ledger, big_lines: list[bytes]) -> None:
     store_url = ledger.settings.store
     ingest_all(ledger, big_lines)
     size = ledger.store.log_size()
     projector = Projector(ledger.store)
     projector.ensure_tables()
 
-    # 1. SIGKILL a catch-up mid-way, resume: nothing counted twice.
     proc = start_catch_up(store_url, 2000)
     killed_at = None
     deadline = time.monotonic() + 60
@@ -433,16 +430,58 @@ def test_killed_catch_up_resumes_then_concurrent_catch_ups(ledger: Ledger, big_l
     assert rebuilt[1] == size  # every fact once in p_facts
     assert Reports(ledger).balances() == [b.to_dict() for b in compute_balances(clear_facts(big_lines))]
 
-    # 2. Reset the read models; two catch-up processes at once: still nothing counted twice.
-    with ledger.store.transaction(commit=True) as cursor:
-        for model in projector.models:
-            model.reset(ledger.store, cursor)
-    assert set(positions(store_url).values()) == {0}
-    procs = [start_catch_up(store_url, 1000) for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outs):
-        assert p.returncode == 0, err.decode()[-3000:]
-    read = [int(out.decode().split()[-1]) for out, _ in outs]
-    assert all(0 < r <= size for r in read)
-    assert set(positions(store_url).values()) == {size}
-    assert projection_state(ledger.store) == rebuilt
+
+def _two_concurrent_catch_ups(store_url: str, make_settings, lines: list[bytes]) -> None:
+    with Ledger.open(make_settings(store_url)) as ledger:
+        ingest_all(ledger, lines)
+        size = ledger.store.log_size()
+        Projector(ledger.store).ensure_tables()
+        procs = [start_catch_up(store_url, 500) for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            assert p.returncode == 0, err.decode().strip().splitlines()[-1]
+        read = [int(out.decode().split()[-1]) for out, _ in outs]
+        assert all(0 < r <= size for r in read)
+        assert set(positions(store_url).values()) == {size}
+        concurrent = projection_state(ledger.store)
+        Projector(ledger.store).rebuild()
+        assert concurrent == projection_state(ledger.store)
+        assert concurrent[1] == size
+        assert Reports(ledger).balances() == [b.to_dict() for b in compute_balances(clear_facts(lines))]
+
+
+def test_concurrent_catch_ups_postgresql(pg_url: str, make_settings, big_lines: list[bytes]) -> None:
+    _two_concurrent_catch_ups(pg_url, make_settings, big_lines[:12000])
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "BUG store/recorders.py log_create_statements: Store.open() on SQLite runs CREATE TABLE IF NOT EXISTS ... "
+    "then INSERT INTO jejak_head in one deferred transaction; the read->write upgrade fails at once with "
+    "'database is locked' (no busy wait) while another process holds the write lock"))
+def test_concurrent_catch_ups_sqlite(sqlite_url: str, make_settings, big_lines: list[bytes]) -> None:
+    _two_concurrent_catch_ups(sqlite_url, make_settings, big_lines[:12000])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG store/recorders.py log_create_statements (INSERT INTO jejak_head inside the deferred create_table "
+    "transaction): opening an SQLite store fails at once with 'database is locked' instead of waiting "
+    "(lock_timeout=30) while another process holds the write lock"))
+def test_sqlite_open_waits_for_a_writer(sqlite_url: str, make_settings) -> None:
+    """Deterministic form of the race above: a writer holds the lock for 1.5 s; a
+    second process opening the store (as every `jejak` command does) must wait, not fail."""
+    import sqlite3
+    import threading
+
+    with Ledger.open(make_settings(sqlite_url)) as ledger:
+        Projector(ledger.store).ensure_tables()
+    holder = sqlite3.connect(sqlite_url, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE jejak_head SET size = size")
+    release = threading.Timer(1.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        res = subprocess.run([sys.executable, "-c", CATCH_UP_CHILD, sqlite_url, "500"], capture_output=True, timeout=60)
+    finally:
+        release.join()
+        holder.close()
+    assert res.returncode == 0, res.stderr.decode().strip().splitlines()[-1]
