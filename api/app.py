@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -55,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.api = None
             state.close()
 
-    app = FastAPI(title="jejak", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPIOffline serves the /docs assets from the package itself: the
+    # machines that run jejak have no route to a CDN.
+    app = FastAPIOffline(title="jejak", version="1", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(PublicReadOnly)
     for module in (health, checkpoints, proofs, aggregates, web):

@@ -133,19 +133,7 @@ def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def entries_at(store: Store, indices: Sequence[int]) -> dict[int, tuple[str, bytes, bytes | None]]:
     """{index: (fact_id, chain, leaf)} for the given log indices."""
-    if not indices:
-        return {}
-    table = store.recorder.events_table_name  # type: ignore[attr-defined]
-    marks = ", ".join("?" for _ in indices)
-    rows = store.query(
-        f"SELECT l.idx AS idx, l.fact_id AS fact_id, l.chain AS chain, e.state AS state FROM jejak_log l "
-        f"LEFT JOIN {table} e ON e.originator_id = l.originator_id WHERE l.idx IN ({marks})",
-        [int(i) for i in indices],
-    )
-    return {
-        r["idx"]: (r["fact_id"], bytes(r["chain"]), bytes(r["state"]) if r["state"] is not None else None)
-        for r in rows
-    }
+    return {index: (fact_id, chain, leaf) for index, fact_id, chain, leaf, _topic in store.read_log_at(indices)}
 
 
 def decode(leaf: bytes | None) -> dict[str, Any]:

@@ -352,10 +352,22 @@ def machine() -> dict[str, Any]:
 
             versions[mod] = version(mod)
     return {
+        "code": code_state(),
         "nproc": nproc, "cpu": cpu, "ram_gb": mem_gb, "kernel": platform.release(),
         "versions": versions, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "note": "shared machine: other test suites ran concurrently; compare ratios within one run",
     }
+
+
+def code_state() -> dict[str, Any]:
+    """HEAD and the non-bench files modified in the working tree (others edit concurrently)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+             if line[3:] and not line[3:].startswith("bench/")]
+    return {"head": git("rev-parse", "--short", "HEAD").strip(), "modified_files": dirty,
+            "diff_sha1": __import__("hashlib").sha1(git("diff", "HEAD", "--", ".", ":!bench").encode()).hexdigest()[:12]}
 
 
 # ------------------------------------------------------------------- output
@@ -380,12 +392,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="bench helpers")
     ap.add_argument("--drop-all", action="store_true", help="drop the jejak_bench_* databases these scripts made, and bench stores")
     ap.add_argument("--machine", action="store_true")
+    ap.add_argument("--drop-stores", help="comma-separated bench store names to drop (both kinds)")
     ap.add_argument("--generate", type=int, help="generate the facts file of about N facts")
     a = ap.parse_args()
     if a.machine:
         print(json.dumps(machine(), indent=2))
     if a.generate:
         print(facts_file(a.generate))
+    if a.drop_stores:
+        for name in a.drop_stores.split(","):
+            for kind in ("sqlite", "postgresql"):
+                with contextlib.suppress(Exception):
+                    store_for(kind, name.strip(), fresh=False).drop()
     if a.drop_all:
         print(json.dumps({"dropped": drop_all_bench_dbs()}))
         shutil.rmtree(DATA / "stores", ignore_errors=True)

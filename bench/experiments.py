@@ -150,8 +150,9 @@ def exp_ingest(kind: str, a: argparse.Namespace) -> dict[str, Any]:
     path, n = C.facts_file(a.facts)
     variants: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
         "current": contextlib.nullcontext,
-        "batch_size_10000": contextlib.nullcontext,
     }
+    if a.batch_variant:
+        variants["batch_size_10000"] = contextlib.nullcontext
     settings_over = {"batch_size_10000": {"batch_size": 10000}}
     for extra in a.variants.split(","):
         extra = extra.strip()
@@ -220,9 +221,26 @@ def _fast_b32() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _sqlite_cache_64mb() -> Iterator[None]:
+    """PRAGMA cache_size = -65536 (64 MiB; SQLite's default is 2 MiB) on every connection."""
+    from eventsourcing.sqlite import SQLiteConnectionPool
+
+    original = SQLiteConnectionPool._create_connection
+
+    def _create_connection(self: Any) -> Any:
+        conn = original(self)
+        conn._sqlite_conn.execute("PRAGMA cache_size = -65536")
+        return conn
+
+    with patched(SQLiteConnectionPool, "_create_connection", _create_connection):
+        yield
+
+
 INGEST_PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
     "fast_uuid5": _fast_uuid5,
     "fast_b32": _fast_b32,
+    "sqlite_cache_64mb": _sqlite_cache_64mb,
 }
 
 
@@ -233,6 +251,7 @@ def main() -> None:
     ap.add_argument("--stores", default="postgresql,sqlite")
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-batch-variant", dest="batch_variant", action="store_false")
     ap.add_argument("--variants", default="", help="extra ingest patches: " + ",".join(INGEST_PATCHES))
     a = ap.parse_args()
     fn = {"prove": exp_prove, "balances": exp_balances, "ingest": exp_ingest}[a.experiment]

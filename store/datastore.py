@@ -114,20 +114,31 @@ class Store:
     def log_size(self) -> int:
         return self.head()[0]
 
-    def read_log(self, start: int, stop: int) -> list[tuple[int, str, bytes, bytes | None, str | None]]:
-        """Entries [start, stop): (index, fact_id, chain, leaf or None if missing, topic)."""
+    LogRow = tuple[int, str, bytes, "bytes | None", "str | None"]
+
+    def _select_log(self, where: str, params: Sequence[Any]) -> list[LogRow]:
         table = self.recorder.events_table_name  # type: ignore[attr-defined]
         rows = self.query(
             f"SELECT l.idx AS idx, l.fact_id AS fact_id, l.chain AS chain, e.state AS state, e.topic AS topic "
             f"FROM jejak_log l LEFT JOIN {table} e "
             f"ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
-            f"WHERE l.idx >= ? AND l.idx < ? ORDER BY l.idx",
-            (start, stop),
+            f"WHERE {where} ORDER BY l.idx",
+            params,
         )
         return [
             (r["idx"], r["fact_id"], bytes(r["chain"]), bytes(r["state"]) if r["state"] is not None else None, r["topic"])
             for r in rows
         ]
+
+    def read_log(self, start: int, stop: int) -> list[LogRow]:
+        """Entries [start, stop): (index, fact_id, chain, leaf or None if missing, topic)."""
+        return self._select_log("l.idx >= ? AND l.idx < ?", (start, stop))
+
+    def read_log_at(self, indices: Sequence[int]) -> list[LogRow]:
+        """The entries at the given indices, in log order."""
+        if not indices:
+            return []
+        return self._select_log(f"l.idx IN ({', '.join('?' for _ in indices)})", [int(i) for i in indices])
 
     def iter_log(self, start: int = 0, stop: int | None = None, batch: int = 5000) -> Iterator[tuple[int, str, bytes, bytes | None, str | None]]:
         stop = self.log_size() if stop is None else stop

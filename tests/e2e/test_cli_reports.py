@@ -229,9 +229,8 @@ def test_bad_as_of_is_a_usage_error(world: World, bad: str) -> None:
 
 
 @pytest.mark.parametrize("bad", [
-    pytest.param("20240305", marks=pytest.mark.xfail(strict=True, reason="BUG: cli._parse_date uses date.fromisoformat, "
-                                                                          "which on Python 3.11 accepts the basic format")),
-    pytest.param("2024-W10-1", marks=pytest.mark.xfail(strict=True, reason="BUG: ISO week dates accepted as --as-of")),
+    "20240305",
+    "2024-W10-1",
 ])
 def test_non_spec_date_forms_are_rejected(world: World, bad: str) -> None:
     res = world.run("anomalies", "--as-of", bad)

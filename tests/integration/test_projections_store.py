@@ -454,18 +454,10 @@ def test_concurrent_catch_ups_postgresql(pg_url: str, make_settings, big_lines: 
     _two_concurrent_catch_ups(pg_url, make_settings, big_lines[:12000])
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "BUG store/recorders.py log_create_statements: Store.open() on SQLite runs CREATE TABLE IF NOT EXISTS ... "
-    "then INSERT INTO jejak_head in one deferred transaction; the read->write upgrade fails at once with "
-    "'database is locked' (no busy wait) while another process holds the write lock"))
 def test_concurrent_catch_ups_sqlite(sqlite_url: str, make_settings, big_lines: list[bytes]) -> None:
     _two_concurrent_catch_ups(sqlite_url, make_settings, big_lines[:12000])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG store/recorders.py log_create_statements (INSERT INTO jejak_head inside the deferred create_table "
-    "transaction): opening an SQLite store fails at once with 'database is locked' instead of waiting "
-    "(lock_timeout=30) while another process holds the write lock"))
 def test_sqlite_open_waits_for_a_writer(sqlite_url: str, make_settings) -> None:
     """Deterministic form of the race above: a writer holds the lock for 1.5 s; a
     second process opening the store (as every `jejak` command does) must wait, not fail."""

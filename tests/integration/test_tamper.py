@@ -332,12 +332,6 @@ def test_export_edits_fail_verify_export(env: Env) -> None:
     assert r.returncode == 1
 
 
-@pytest.mark.xfail(
-    reason="gap (jejak/cli.py audit verify-export): it never ties an entry's 'fact' to its leaf bytes "
-    "(verify_export is called without leaf_check), so an export whose displayed fact was edited but whose "
-    "leaf was left alone passes offline verification",
-    strict=False,
-)
 def test_export_fact_edit_without_leaf_edit_fails_verify_export(env: Env) -> None:
     lines = env.jejak("export").stdout.splitlines()
     entry = json.loads(lines[TAMPERED])
