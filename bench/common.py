@@ -406,7 +406,13 @@ def main() -> None:
                     store_for(kind, name.strip(), fresh=False).drop()
     if a.drop_all:
         print(json.dumps({"dropped": drop_all_bench_dbs()}))
-        shutil.rmtree(DATA / "stores", ignore_errors=True)
+        # only this suite's stores and keys (bench/api.py etc. keep theirs here too)
+        import re
+
+        own = re.compile(OWN_DB_RE.replace("^jejak_bench_", "^"))
+        for p in (DATA / "stores").glob("*"):
+            if own.match(p.name):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

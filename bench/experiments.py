@@ -127,6 +127,49 @@ def exp_balances(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         return _latency_compare(fns, kks, a.rounds)
 
 
+def exp_analyze(kind: str, a: argparse.Namespace) -> dict[str, Any]:
+    """PostgreSQL: balances(kk) with the read-model tables never analysed (as right
+    after a rebuild / bulk catch-up, before autovacuum gets to them) vs after ANALYZE."""
+    import psycopg
+
+    from jejak.ledger import Ledger
+    from jejak.reports import Reports
+
+    assert kind == "postgresql"
+    path, n = C.facts_file(a.facts)
+    store = C.store_for(kind, f"ingest_{kind[:2]}_{n}", fresh=False)
+    tables = ("p_orders", "p_order_totals", "p_facts")
+    kks = C.sample_kks(path, a.samples)
+    admin = psycopg.connect(host=C.PG_HOST, port=C.PG_PORT, user=C.PG_USER, dbname=store.dbname, autocommit=True)
+
+    def forget_stats() -> None:  # back to the never-analysed state
+        for t in tables:
+            admin.execute("DELETE FROM pg_statistic WHERE starelid = %s::regclass", (t,))
+            admin.execute("UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE oid = %s::regclass", (t,))
+
+    def analyze() -> None:
+        for t in tables:
+            admin.execute(f"ANALYZE {t}")
+
+    with Ledger.open(store.settings()) as ledger:
+        reports = Reports(ledger)
+        reports.catch_up()
+        lat: dict[str, list[float]] = {"no_stats": [], "analyzed": []}
+        s_an, _ = C.timed(analyze)
+        for r in range(a.rounds):
+            for name in (["no_stats", "analyzed"] if r % 2 == 0 else ["analyzed", "no_stats"]):
+                forget_stats() if name == "no_stats" else analyze()
+                for kk in kks:
+                    s, _ = C.timed(lambda: reports.balances(kk))
+                    lat[name].append(s * 1000)
+        analyze()
+    admin.close()
+    out = {name: {"n": len(v), "p50_ms": round(C.percentile(v, 50), 3), "p99_ms": round(C.percentile(v, 99), 3),
+                  "mean_ms": round(sum(v) / len(v), 3)} for name, v in lat.items()}
+    out["analyze_seconds"] = round(s_an, 2)
+    return out
+
+
 def _latency_compare(fns: dict[str, Callable[[Any], Any]], args: list[Any], rounds: int) -> dict[str, Any]:
     lat: dict[str, list[float]] = {k: [] for k in fns}
     for r in range(rounds):
@@ -246,7 +289,7 @@ INGEST_PATCHES: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=["prove", "balances", "ingest"])
+    ap.add_argument("experiment", choices=["prove", "balances", "ingest", "analyze"])
     ap.add_argument("--facts", type=int, default=1_000_000)
     ap.add_argument("--stores", default="postgresql,sqlite")
     ap.add_argument("--samples", type=int, default=1000)
@@ -254,7 +297,7 @@ def main() -> None:
     ap.add_argument("--no-batch-variant", dest="batch_variant", action="store_false")
     ap.add_argument("--variants", default="", help="extra ingest patches: " + ",".join(INGEST_PATCHES))
     a = ap.parse_args()
-    fn = {"prove": exp_prove, "balances": exp_balances, "ingest": exp_ingest}[a.experiment]
+    fn = {"prove": exp_prove, "balances": exp_balances, "ingest": exp_ingest, "analyze": exp_analyze}[a.experiment]
     result: dict[str, Any] = {"experiment": a.experiment, "machine": C.machine(),
                               "command": " ".join(["python", "bench/experiments.py"] + sys.argv[1:])}
     for kind in [k.strip() for k in a.stores.split(",") if k.strip()]:

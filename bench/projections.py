@@ -134,6 +134,27 @@ def bench_kind(kind: str, a: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+def rss_check(kind: str, a: argparse.Namespace) -> dict[str, Any]:
+    """Peak RSS of `jejak rebuild` at a small size and at --facts (is it flat?)."""
+    from jejak.ledger import Ledger
+
+    out: dict[str, Any] = {}
+    for facts in (a.rss_small, a.facts):
+        path, n = C.facts_file(facts)
+        name = f"ingest_{kind[:2]}_{n}"
+        fresh = not C.store_exists(kind, name)
+        store = C.store_for(kind, name, fresh=fresh)
+        if fresh:
+            C.log(f"{kind}: ingesting {n} facts for the RSS check")
+            with Ledger.open(store.settings()) as ledger:
+                assert ledger.ingest_lines(C.iter_lines(path)).accepted == n
+        C.log(f"{kind}: jejak rebuild ({n}) for peak RSS")
+        r = C.run_child(C.jejak_cmd() + ["rebuild"], env=store.env())
+        assert r["returncode"] == 0, r["stderr"]
+        out[str(n)] = {"seconds": round(r["seconds"], 2), "peak_rss_mb": round(r["peak_rss_mb"], 1)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--facts", type=int, default=1_000_000)
@@ -143,7 +164,16 @@ def main() -> None:
     ap.add_argument("--anomaly-runs", type=int, default=2)
     ap.add_argument("--balances", type=int, default=500, help="families to query")
     ap.add_argument("--profile-facts", type=int, default=100_000, help="0: no profile")
+    ap.add_argument("--rss-check", action="store_true", help="only: peak RSS of `jejak rebuild` at two sizes")
+    ap.add_argument("--rss-small", type=int, default=100_000)
     a = ap.parse_args()
+    if a.rss_check:
+        res: dict[str, Any] = {"benchmark": "rebuild-rss", "machine": C.machine(),
+                               "command": " ".join(["python", "bench/projections.py"] + sys.argv[1:])}
+        for kind in [k.strip() for k in a.stores.split(",") if k.strip()]:
+            res[kind] = rss_check(kind, a)
+        C.emit(f"rebuild-rss-{a.facts}", res)
+        return
     result: dict[str, Any] = {
         "benchmark": "projections", "machine": C.machine(),
         "command": " ".join(["python", "bench/projections.py"] + sys.argv[1:]),

@@ -56,22 +56,7 @@ __all__ = [
     "MAX_MEMBERS",
 ]
 
-RULES = (
-    "duplicate_payout",
-    "no_eligibility",
-    "over_entitlement",
-    "asn_recipient",
-    "deceased_recipient",
-    "invalid_nik",
-    "nik_in_multiple_families",
-    "ghost_settlement",
-    "settlement_mismatch",
-    "pickup_without_disbursement",
-    "over_withdrawal",
-    "unassigned_companion_pickup",
-    "companion_concentration",
-    "unclaimed_funds",
-)
+from jejak.projections.engine import RULES  # noqa: E402 - the SPEC §4 table order, one definition
 
 COMPONENTS = ("ibu_hamil", "anak_usia_dini", "anak_sd", "anak_smp", "anak_sma",
               "disabilitas_berat", "lansia")

@@ -136,8 +136,6 @@ def test_missing_reason_is_422_and_not_recorded(inspector: httpx.Client, deploym
 
 
 def test_jejak_serve_subprocess(deployment: Deployment) -> None:
-    if deployment.backend != "sqlite":
-        pytest.skip("one backend is enough for the serve command")
     import os
 
     port = free_port()
