@@ -492,7 +492,7 @@ def main() -> None:
             C.log(f"dropping {store.dbname}")
             store.drop()
             marker_path(store.name).unlink(missing_ok=True)
-    C.emit(f"api-{info['facts']}", result)
+    C.emit(f"api-{info['facts']}" + ("-analyzed" if a.analyze else ""), result)
     print(result.get("markdown", ""), file=sys.stderr)
 
 

@@ -11,12 +11,16 @@ import re
 from datetime import date
 from typing import Any, Callable
 
+import orjson
+
 from jejak.ledger import Ledger
 from jejak.projections.engine import Thresholds, evaluate_anomalies
 from jejak.projections.readmodels import Balances, load_fact_rows
 from jejak.projections.runner import Projector
 
 TOKEN_RE = re.compile(r"tk1_[a-z2-7]{32}")
+#: Bump when the rule engine's output changes, so cached answers are dropped.
+ENGINE_VERSION = "1"
 
 
 class Reports:
@@ -31,6 +35,31 @@ class Reports:
     def thresholds(self) -> Thresholds:
         s = self.ledger.settings
         return Thresholds(companion_families=s.companion_families, unclaimed_days=s.unclaimed_days)
+
+    def _evaluate(self, as_of: date | None) -> list[dict[str, Any]]:
+        """All anomalies (tokens, not revealed), cached per read-model state.
+
+        Evaluating every rule over a million facts takes seconds; the answer
+        only changes when a SPEC fact is added, so it is kept in
+        `p_anomaly_cache` under (engine version, last fact index, as-of,
+        thresholds) until then.
+        """
+        store = self.ledger.store
+        last = store.query_one("SELECT MAX(idx) AS last FROM p_facts")["last"]
+        t = self.thresholds
+        key = f"{ENGINE_VERSION}|{last}|{as_of}|{t.companion_families}|{t.unclaimed_days}"
+        row = store.query_one("SELECT body FROM p_anomaly_cache WHERE key = ?", (key,))
+        if row is not None:
+            return orjson.loads(row["body"])
+        found = [a.to_dict() for a in evaluate_anomalies(load_fact_rows(store), as_of, t)]
+        with store.transaction(commit=True) as cursor:
+            store.execute(cursor, "DELETE FROM p_anomaly_cache WHERE key NOT LIKE ?", (f"{ENGINE_VERSION}|{last}|%",))
+            store.execute(
+                cursor,
+                "INSERT INTO p_anomaly_cache (key, body) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, orjson.dumps(found)),
+            )
+        return found
 
     def reveal_text(self, text: str) -> str:
         return TOKEN_RE.sub(lambda m: self.ledger.reveal_value(m.group(0)), text)
@@ -59,8 +88,7 @@ class Reports:
         reveal: bool = True,
     ) -> list[dict[str, Any]]:
         self.catch_up()
-        facts = load_fact_rows(self.ledger.store)
-        found = [a.to_dict() for a in evaluate_anomalies(facts, as_of, self.thresholds)]
+        found = self._evaluate(as_of)
         if rule:
             found = [a for a in found if a["rule"] == rule]
         if kk or nik:
@@ -69,10 +97,17 @@ class Reports:
                 wanted.add(self.ledger.tokenizer.token("kk", kk))
             if nik:
                 wanted.add(self.ledger.tokenizer.token("nik", nik))
-            by_id = {f["id"]: f for f in facts}
-            found = [a for a in found if wanted & _tokens_of(a, by_id)]
+            marks = ", ".join("?" for _ in wanted)
+            touching = {
+                r["fact_id"]
+                for r in self.ledger.store.query(
+                    f"SELECT fact_id FROM p_facts WHERE kk IN ({marks}) OR nik IN ({marks})", (*wanted, *wanted)
+                )
+            }
+            found = [a for a in found if wanted & _tokens_in_text(a) or touching.intersection(a["facts"])]
         if reveal:
-            self.ledger.preload_reveals()
+            if len(found) > 500:
+                self.ledger.preload_reveals()
             for a in found:
                 a["primary"] = self.reveal_text(a["primary"])
                 a["subject"] = self.reveal_text(a["subject"])
@@ -80,12 +115,5 @@ class Reports:
         return found
 
 
-def _tokens_of(anomaly: dict[str, Any], facts_by_id: dict[str, dict[str, Any]]) -> set[str]:
-    """Every family or person token an anomaly touches (its text and its facts)."""
-    text = " ".join((anomaly["primary"], anomaly["subject"], anomaly["detail"]))
-    tokens = set(TOKEN_RE.findall(text))
-    for fact_id in anomaly["facts"]:
-        fact = facts_by_id.get(fact_id)
-        if fact:
-            tokens.update(v for k in ("kk", "nik") if isinstance(v := fact.get(k), str))
-    return tokens
+def _tokens_in_text(anomaly: dict[str, Any]) -> set[str]:
+    return set(TOKEN_RE.findall(" ".join((anomaly["primary"], anomaly["subject"], anomaly["detail"]))))

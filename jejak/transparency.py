@@ -107,8 +107,8 @@ class Transparency:
             return StoredCheckpoint(seq, size, root, note, key_id, created)
 
     # ------------------------------------------------------------------- proofs
-    def _check_size(self, size: int | None) -> int:
-        log_size = self.store.log_size()
+    @staticmethod
+    def _check_size(size: int | None, log_size: int) -> int:
         if size is None:
             return log_size
         if not 1 <= size <= log_size:
@@ -116,32 +116,39 @@ class Transparency:
         return size
 
     def prove(self, index: int, size: int | None = None) -> dict[str, Any]:
-        size = self._check_size(size)
-        if not 0 <= index < size:
-            raise ProofRequestError(f"index must be between 0 and {size - 1} for a tree of size {size}, got {index}")
-        reader = self.store.node_reader()
-        nodes = reader.get_nodes([(0, index)])
-        if (0, index) not in nodes:
-            raise ProofRequestError(f"leaf hash {index} is missing from the store; run `jejak verify`")
+        """Inclusion proof, read in one transaction (one consistent tree head)."""
+        with self.store.transaction(commit=False) as cursor:
+            size = self._check_size(size, self.store.recorder.read_head(cursor)[0])
+            if not 0 <= index < size:
+                raise ProofRequestError(f"index must be between 0 and {size - 1} for a tree of size {size}, got {index}")
+            reader = _CursorReader(self.store, cursor)
+            nodes = reader.get_nodes([(0, index)])
+            if (0, index) not in nodes:
+                raise ProofRequestError(f"leaf hash {index} is missing from the store; run `jejak verify`")
+            proof = inclusion_proof(index, size, reader)
+            root = root_at(size, reader)
         return {
             "index": index,
             "size": size,
             "leaf_hash": nodes[(0, index)].hex(),
-            "proof": [h.hex() for h in inclusion_proof(index, size, reader)],
-            "root": root_at(size, reader).hex(),
+            "proof": [h.hex() for h in proof],
+            "root": root.hex(),
         }
 
     def consistency(self, size1: int, size2: int | None = None) -> dict[str, Any]:
-        size2 = self._check_size(size2)
-        if not 1 <= size1 <= size2:
-            raise ProofRequestError(f"old size must be between 1 and {size2}, got {size1}")
-        reader = self.store.node_reader()
+        with self.store.transaction(commit=False) as cursor:
+            size2 = self._check_size(size2, self.store.recorder.read_head(cursor)[0])
+            if not 1 <= size1 <= size2:
+                raise ProofRequestError(f"old size must be between 1 and {size2}, got {size1}")
+            reader = _CursorReader(self.store, cursor)
+            proof = consistency_proof(size1, size2, reader)
+            root1, root2 = root_at(size1, reader), root_at(size2, reader)
         return {
             "size1": size1,
             "size2": size2,
-            "proof": [h.hex() for h in consistency_proof(size1, size2, reader)],
-            "root1": root_at(size1, reader).hex(),
-            "root2": root_at(size2, reader).hex(),
+            "proof": [h.hex() for h in proof],
+            "root1": root1.hex(),
+            "root2": root2.hex(),
         }
 
     # ------------------------------------------------------------------- verify

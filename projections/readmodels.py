@@ -54,7 +54,9 @@ class FactIndex(ReadModel):
     the audit trails (by family, by person, by referenced order)."""
 
     name = "facts"
-    tables = ("p_facts",)
+    #: p_anomaly_cache holds rule-engine answers derived from p_facts (see
+    #: jejak.reports); it goes when p_facts is rebuilt.
+    tables = ("p_facts", "p_anomaly_cache")
 
     def create_statements(self, store: Store) -> list[str]:
         blob = store.recorder.BLOB
@@ -66,6 +68,7 @@ class FactIndex(ReadModel):
             "CREATE INDEX IF NOT EXISTS p_facts_nik ON p_facts (nik)",
             "CREATE INDEX IF NOT EXISTS p_facts_ref ON p_facts (ref)",
             "CREATE INDEX IF NOT EXISTS p_facts_fact_id ON p_facts (fact_id)",
+            f"CREATE TABLE IF NOT EXISTS p_anomaly_cache (key TEXT PRIMARY KEY, body {blob} NOT NULL)",
         ]
 
     def apply(self, store: Store, cursor: Any, records: Sequence[LogRecord]) -> None:

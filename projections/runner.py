@@ -9,6 +9,8 @@ from jejak.store.datastore import Store
 from jejak.store.leaf import decode_leaf
 
 BATCH = 5000
+#: Refresh PostgreSQL planner statistics after a catch-up of at least this many entries.
+ANALYZE_AFTER = 20000
 
 
 class Projector:
@@ -34,8 +36,9 @@ class Projector:
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Apply every log entry not yet applied; returns how many entries were read."""
         self.ensure_tables()
-        size = self.store.log_size()
-        start = min(self.store.get_position(m.position_name) for m in self.models)
+        size, start = self._head_and_slowest_position()
+        if start >= size:
+            return 0
         done = 0
         while start < size:
             stop = min(start + BATCH, size)
@@ -50,7 +53,27 @@ class Projector:
             if progress:
                 progress(stop - start)
             start = stop
+        if done >= ANALYZE_AFTER and self.store.is_postgres:
+            # Bulk catch-up changes the read models' statistics a lot; without
+            # fresh ones the planner picks parallel scans for one-family reads.
+            with self.store.transaction(commit=True) as cursor:
+                for model in self.models:
+                    for table in model.tables:
+                        cursor.execute(f"ANALYZE {table}")
         return done
+
+    def _head_and_slowest_position(self) -> tuple[int, int]:
+        """Log size and the lowest model position, in one query."""
+        names = [m.position_name for m in self.models]
+        marks = ", ".join("?" for _ in names)
+        row = self.store.query_one(
+            f"SELECT (SELECT size FROM jejak_head WHERE id = 1) AS size, "
+            f"(SELECT COUNT(*) FROM jejak_positions WHERE name IN ({marks})) AS n, "
+            f"(SELECT MIN(position) FROM jejak_positions WHERE name IN ({marks})) AS low",
+            (*names, *names),
+        )
+        low = row["low"] if row["n"] == len(names) and row["low"] is not None else 0
+        return row["size"], low
 
     def _apply(self, model: ReadModel, records: Sequence[LogRecord], stop: int) -> None:
         with self.store.transaction(commit=True) as cursor:

@@ -43,7 +43,10 @@ class Store:
         else:
             datastore = PostgresDatastore(
                 url.dbname, url.host, url.port, url.user, url.password,
-                pool_size=2, max_overflow=4, connect_timeout=10, pool_open_timeout=10,
+                pool_size=2, max_overflow=4, connect_timeout=10,
+                # No pool_open_timeout: with one set, every get_connection waits
+                # until min_size connections are idle, which stalls any code
+                # that holds a connection while asking for another.
             )
             recorder = ChainedPostgresRecorder(datastore)
         self = cls(url, recorder, datastore)
