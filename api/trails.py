@@ -11,23 +11,26 @@ from jejak.api.schemas import FactEntry
 from jejak.transparency import StoredCheckpoint
 
 
+def _indices(state: ApiState, column: str, token: str, orders_sql: str, orders_params: tuple) -> list[int]:
+    """Log indices of facts naming the subject, plus facts on the subject's orders."""
+    if state.store.is_postgres:
+        # ANY(ARRAY(subquery)) runs the subquery once and keeps index scans on
+        # both branches; an IN-subquery under OR can plan as a full scan.
+        sql = f"SELECT idx FROM p_facts WHERE {column} = ? OR ref = ANY(ARRAY({orders_sql})) ORDER BY idx"
+    else:
+        sql = f"SELECT idx FROM p_facts WHERE {column} = ? UNION SELECT idx FROM p_facts WHERE ref IN ({orders_sql}) ORDER BY idx"
+    return [r["idx"] for r in state.store.query(sql, (token, *orders_params))]
+
+
 def family_indices(state: ApiState, kk_token: str) -> list[int]:
-    rows = state.store.query(
-        "SELECT idx FROM p_facts WHERE kk = ? "
-        "UNION SELECT idx FROM p_facts WHERE ref IN (SELECT order_id FROM p_orders WHERE kk = ?) ORDER BY idx",
-        (kk_token, kk_token),
-    )
-    return [r["idx"] for r in rows]
+    return _indices(state, "kk", kk_token, "SELECT order_id FROM p_orders WHERE kk = ?", (kk_token,))
 
 
 def person_indices(state: ApiState, nik_token: str) -> list[int]:
-    rows = state.store.query(
-        "SELECT idx FROM p_facts WHERE nik = ? "
-        "UNION SELECT idx FROM p_facts WHERE ref IN "
-        "(SELECT fact_id FROM p_facts WHERE nik = ? AND type = ?) ORDER BY idx",
-        (nik_token, nik_token, "disbursement.ordered"),
+    return _indices(
+        state, "nik", nik_token, "SELECT fact_id FROM p_facts WHERE nik = ? AND type = ?",
+        (nik_token, "disbursement.ordered"),
     )
-    return [r["idx"] for r in rows]
 
 
 def reveal(state: ApiState, protected: dict[str, Any]) -> dict[str, Any]:

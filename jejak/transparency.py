@@ -77,8 +77,10 @@ class Transparency:
         return [StoredCheckpoint(r["seq"], r["size"], bytes(r["root"]), r["note"], r["key_id"], r["created"]) for r in rows]
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
-        cps = self.checkpoints()
-        return cps[-1] if cps else None
+        r = self.store.query_one(
+            "SELECT seq, size, root, note, key_id, created FROM jejak_checkpoints ORDER BY seq DESC LIMIT 1"
+        )
+        return None if r is None else StoredCheckpoint(r["seq"], r["size"], bytes(r["root"]), r["note"], r["key_id"], r["created"])
 
     def root(self, size: int) -> bytes:
         return root_at(size, self.store.node_reader())
