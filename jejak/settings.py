@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     unclaimed_days: int = 90
 
     # Ingest batching: facts per transaction.
-    batch_size: int = 2000
+    batch_size: int = 5000
 
     def resolved_keys_dir(self) -> Path:
         if self.keys_dir is not None:

@@ -6,7 +6,8 @@ gap-free 0-based index and a chain hash
     chain[i] = SHA-256(chain[i-1] ‖ leaf_i),   chain[-1] = 32 zero bytes
 
 where leaf_i is the stored event's state (our leaf bytes), and the complete
-Merkle subtrees it closes are written to `jejak_nodes` (level 0 = leaf hashes).
+Merkle subtrees it closes are written (level 0, the leaf hashes, in the log row
+itself; inner nodes in `jejak_nodes`).
 Writers are serialised by the library's own lock (PostgreSQL: the EXCLUSIVE
 table lock taken before inserting; SQLite: the database write lock, taken first
 by touching `jejak_head`), so concurrent writers still produce one linear chain.
@@ -71,7 +72,8 @@ class LogAppender:
         b, i = self.BLOB, self.BIGINT
         return [
             f"CREATE TABLE IF NOT EXISTS jejak_log (idx {i} PRIMARY KEY, fact_id TEXT NOT NULL UNIQUE, "
-            f"originator_id {self.OID_TYPE} NOT NULL, originator_version {i} NOT NULL DEFAULT 1, chain {b} NOT NULL)",
+            f"originator_id {self.OID_TYPE} NOT NULL, originator_version {i} NOT NULL DEFAULT 1, chain {b} NOT NULL, "
+            f"leaf_hash {b} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS jejak_head (id INTEGER PRIMARY KEY CHECK (id = 1), "
             f"size {i} NOT NULL, chain {b} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS jejak_nodes (level INTEGER NOT NULL, idx {i} NOT NULL, "
@@ -107,10 +109,19 @@ class LogAppender:
 
     # -- reads -----------------------------------------------------------------
     def read_nodes(self, cursor: Any, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Merkle nodes by (level, index): level 0 from the log rows, the rest from jejak_nodes."""
         out: dict[tuple[int, int], bytes] = {}
         keys = list(dict.fromkeys(keys))
-        for start in range(0, len(keys), 400):
-            chunk = keys[start : start + 400]
+        leaves = [idx for level, idx in keys if level == 0]
+        inner = [key for key in keys if key[0] > 0]
+        for start in range(0, len(leaves), 400):
+            chunk = leaves[start : start + 400]
+            marks = ", ".join("?" for _ in chunk)
+            cursor.execute(self.sql(f"SELECT idx, leaf_hash FROM jejak_log WHERE idx IN ({marks})"), chunk)
+            for row in cursor.fetchall():
+                out[(0, row["idx"])] = bytes(row["leaf_hash"])
+        for start in range(0, len(inner), 400):
+            chunk = inner[start : start + 400]
             cond = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
             params = [v for key in chunk for v in key]
             cursor.execute(self.sql(f"SELECT level, idx, hash FROM jejak_nodes WHERE {cond}"), params)
@@ -136,13 +147,16 @@ class LogAppender:
         leaf_hashes: list[bytes] = []
         for fact_id, oid, version, leaf in entries:
             chain = chain_next(chain, leaf)
-            log_rows.append((size + len(log_rows), fact_id, self.oid_param(oid), version, chain))
-            leaf_hashes.append(leaf_hash(leaf))
+            lh = leaf_hash(leaf)
+            log_rows.append((size + len(log_rows), fact_id, self.oid_param(oid), version, chain, lh))
+            leaf_hashes.append(lh)
         if not log_rows:
             return first
-        nodes = new_nodes_for_append(size, leaf_hashes, _CursorNodeReader(self, cursor))
+        # Level-0 nodes (leaf hashes) live in the log rows; only inner nodes get rows of their own.
+        nodes = [n for n in new_nodes_for_append(size, leaf_hashes, _CursorNodeReader(self, cursor)) if n[0] > 0]
         self.bulk_insert(
-            cursor, "jejak_log", ("idx", "fact_id", "originator_id", "originator_version", "chain"), log_rows
+            cursor, "jejak_log", ("idx", "fact_id", "originator_id", "originator_version", "chain", "leaf_hash"),
+            log_rows,
         )
         self.bulk_insert(cursor, "jejak_nodes", ("level", "idx", "hash"), [tuple(n) for n in nodes])
         cursor.execute(

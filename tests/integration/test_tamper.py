@@ -240,7 +240,17 @@ def test_event_inserted_outside_the_ledger_is_caught(env: Env) -> None:
     env.assert_tampered(env.size)
 
 
-@pytest.mark.parametrize("level,idx", [(0, TAMPERED), (2, TAMPERED // 4), (4, 1)])
+def test_modified_leaf_hash_is_caught(env: Env) -> None:
+    """Level-0 nodes (leaf hashes) live in the log rows."""
+    rows = env.query("SELECT leaf_hash FROM jejak_log WHERE idx = ?", (TAMPERED,))
+    original = bytes(rows[0]["leaf_hash"])
+    env.sql("UPDATE jejak_log SET leaf_hash = ? WHERE idx = ?", (bytes(32), TAMPERED))
+    env.assert_tampered(TAMPERED)
+    env.sql("UPDATE jejak_log SET leaf_hash = ? WHERE idx = ?", (original, TAMPERED))
+    env.assert_intact()
+
+
+@pytest.mark.parametrize("level,idx", [(1, TAMPERED // 2), (2, TAMPERED // 4), (4, 1)])
 def test_modified_merkle_node_is_caught(env: Env, level: int, idx: int) -> None:
     rows = env.query("SELECT hash FROM jejak_nodes WHERE level = ? AND idx = ?", (level, idx))
     assert rows, "node must exist"
