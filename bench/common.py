@@ -66,32 +66,19 @@ def iter_lines(path: Path) -> Iterator[bytes]:
         yield from f
 
 
-# ------------------------------------------------------- workaround (see RESULTS)
+# ------------------------------------------------- former workaround (history)
 def apply_pool_workaround() -> None:
-    """Bench-only: stop eventsourcing's PostgresDatastore calling pool.wait() on
-    every get_connection.
+    """No-op since ad8b0cc; kept so older scripts still import it.
 
-    jejak opens PostgresDatastore(pool_size=2, pool_open_timeout=10); with a
-    pool_open_timeout the library calls `pool.open(wait=True)` on *every*
-    get_connection, and psycopg_pool's wait() blocks until `min_size` connections
-    are idle. Store.open's `_schema_lock` (HEAD 39acf4c) holds one connection while
-    create_table asks for another, so opening any PostgreSQL store stalls 10 s and
-    fails ("pool initialization incomplete after 10 sec"). Setting the timeout to
-    None after construction makes get_connection call `pool.open(wait=False)`:
-    no effect on the hot path (wait() returns at once when the pool is idle).
+    Up to 77d68b8, jejak opened PostgresDatastore(pool_size=2, pool_open_timeout=10).
+    With a pool_open_timeout, eventsourcing calls `pool.open(wait=True)` on every
+    get_connection, and code holding one pooled connection while asking for
+    another stalled 10 s and failed ("pool initialization incomplete after 10
+    sec"). The bench used to set the timeout to None after construction. HEAD's
+    store/datastore.py no longer passes pool_open_timeout, so the bench measures
+    the code unpatched.
     """
-    from eventsourcing.postgres import PostgresDatastore
-
-    if getattr(PostgresDatastore, "_bench_patched", False):
-        return
-    original = PostgresDatastore.__init__
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.pool_open_timeout = None
-
-    PostgresDatastore.__init__ = __init__  # type: ignore[method-assign]
-    PostgresDatastore._bench_patched = True  # type: ignore[attr-defined]
+    return None
 
 
 def sample_kks(path: Path, k: int, seed: int = 3) -> list[str]:
@@ -292,7 +279,7 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | Non
 
 
 def jejak_cmd() -> list[str]:
-    """`jejak` CLI with the pool workaround applied (bench/jejak_shim.py)."""
+    """`jejak` CLI in a subprocess (bench/jejak_shim.py: the plain entry point)."""
     return [sys.executable, str(BENCH / "jejak_shim.py")]
 
 

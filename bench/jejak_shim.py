@@ -1,15 +1,12 @@
-"""`jejak` CLI entry point with bench.common.apply_pool_workaround() applied."""
+"""`jejak` CLI entry point for bench subprocesses.
+
+It used to apply a PostgreSQL pool workaround; since ad8b0cc (no
+pool_open_timeout in store/datastore.py) it just runs `jejak.cli.main`.
+"""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-
-common.apply_pool_workaround()
-
-from jejak.cli import main  # noqa: E402
+from jejak.cli import main
 
 if __name__ == "__main__":
     sys.argv[0] = "jejak"

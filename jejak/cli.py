@@ -304,14 +304,15 @@ def consistency(
 @app.command()
 def export(
     public: bool = typer.Option(False, "--public", help="Tokens instead of personal data (for publication)"),
+    with_chain: bool = typer.Option(False, "--with-chain", help="Add each entry's chain hash (lets offline checks name the first bad line)"),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """Every log entry in order: {index, leaf (base64 of the hashed bytes), fact, chain}."""
+    """Every log entry in order: {index, leaf (base64 of the hashed bytes), fact}."""
     from jejak.ledger import LedgerError
 
     with open_ledger(store) as ledger:
         try:
-            write_jsonl(ledger.export(public=public))
+            write_jsonl(ledger.export(public=public, with_chain=with_chain))
         except LedgerError as exc:
             fail(str(exc), 1)
 

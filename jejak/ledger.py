@@ -331,7 +331,8 @@ class Ledger:
     def set_position(self, name: str, position: int) -> None:
         self.store.set_position(name, position)
 
-    def export(self, *, public: bool = False) -> Iterator[dict[str, Any]]:
+    def export(self, *, public: bool = False, with_chain: bool = False) -> Iterator[dict[str, Any]]:
+        """SPEC §2 export lines {index, leaf, fact}; `with_chain` adds each chain hash."""
         import base64
 
         if not public:
@@ -340,12 +341,14 @@ class Ledger:
             if leaf is None:
                 raise LedgerError(f"log entry {index} has no stored event; run `jejak verify`")
             fact, _derived = decode_leaf(leaf)
-            yield {
+            line = {
                 "index": index,
                 "leaf": base64.b64encode(leaf).decode("ascii"),
                 "fact": fact if public else self.reveal_fact(fact),
-                "chain": chain.hex(),
             }
+            if with_chain:
+                line["chain"] = chain.hex()
+            yield line
 
 
 def utc_now() -> datetime:

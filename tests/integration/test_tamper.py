@@ -406,3 +406,19 @@ def test_consistency_between_checkpoints(env: Env) -> None:
     assert bad.returncode == 1
     # both checkpoints are stored and the whole store still verifies
     assert env.assert_intact()["checkpoints"] == 2
+
+
+def test_export_with_chain_names_the_edited_line(env: Env) -> None:
+    res = env.jejak("export", "--with-chain")
+    lines = res.stdout.splitlines()
+    entry = json.loads(lines[TAMPERED])
+    assert len(bytes.fromhex(entry["chain"])) == 32
+    leaf = bytearray(base64.b64decode(entry["leaf"]))
+    leaf[len(leaf) // 2] ^= 0x01
+    entry["leaf"] = base64.b64encode(bytes(leaf)).decode()
+    lines[TAMPERED] = json.dumps(entry)
+    bad = env.tmp / "bad-chain.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    r = env.jejak("audit", "verify-export", str(bad), "--checkpoint", str(env.checkpoint), "--key", str(env.keyfile))
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["index"] == TAMPERED
