@@ -6,8 +6,8 @@ gap-free 0-based index and a chain hash
     chain[i] = SHA-256(chain[i-1] ‖ leaf_i),   chain[-1] = 32 zero bytes
 
 where leaf_i is the stored event's state (our leaf bytes), and the complete
-Merkle subtrees it closes are written (level 0, the leaf hashes, in the log row
-itself; inner nodes in `jejak_nodes`).
+Merkle subtrees it closes are kept (leaf hashes in the log row itself; subtrees
+of 16 leaves and more in `jejak_nodes`; smaller ones are recomputed on read).
 Writers are serialised by the library's own lock (PostgreSQL: the EXCLUSIVE
 table lock taken before inserting; SQLite: the database write lock, taken first
 by touching `jejak_head`), so concurrent writers still produce one linear chain.
@@ -29,9 +29,11 @@ from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from jejak.audit.merkle import leaf_hash, new_nodes_for_append
+from jejak.audit.merkle import leaf_hash, new_nodes_for_append, node_hash
 
 ZERO_CHAIN = bytes(32)
+#: Lowest Merkle level with rows in jejak_nodes (see LogAppender.read_nodes).
+STORED_FROM_LEVEL = 4
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -109,19 +111,34 @@ class LogAppender:
 
     # -- reads -----------------------------------------------------------------
     def read_nodes(self, cursor: Any, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """Merkle nodes by (level, index): level 0 from the log rows, the rest from jejak_nodes."""
+        """Merkle nodes by (level, index).
+
+        Level 0 (leaf hashes) is in the log rows; levels 1 to
+        STORED_FROM_LEVEL - 1 are recomputed from at most 2**level leaf hashes
+        (a proof needs at most one such node per level); higher complete
+        subtrees are stored in jejak_nodes.
+        """
         out: dict[tuple[int, int], bytes] = {}
         keys = list(dict.fromkeys(keys))
-        leaves = [idx for level, idx in keys if level == 0]
-        inner = [key for key in keys if key[0] > 0]
-        for start in range(0, len(leaves), 400):
-            chunk = leaves[start : start + 400]
+        low = [key for key in keys if key[0] < STORED_FROM_LEVEL]
+        stored = [key for key in keys if key[0] >= STORED_FROM_LEVEL]
+        leaf_indexes = sorted({leaf for level, idx in low for leaf in range(idx << level, (idx + 1) << level)})
+        leaves: dict[int, bytes] = {}
+        for start in range(0, len(leaf_indexes), 400):
+            chunk = leaf_indexes[start : start + 400]
             marks = ", ".join("?" for _ in chunk)
             cursor.execute(self.sql(f"SELECT idx, leaf_hash FROM jejak_log WHERE idx IN ({marks})"), chunk)
             for row in cursor.fetchall():
-                out[(0, row["idx"])] = bytes(row["leaf_hash"])
-        for start in range(0, len(inner), 400):
-            chunk = inner[start : start + 400]
+                leaves[row["idx"]] = bytes(row["leaf_hash"])
+        for level, idx in low:
+            hashes = [leaves.get(leaf) for leaf in range(idx << level, (idx + 1) << level)]
+            if any(h is None for h in hashes):
+                continue  # not a complete subtree (yet)
+            while len(hashes) > 1:
+                hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+            out[(level, idx)] = hashes[0]  # type: ignore[assignment]
+        for start in range(0, len(stored), 400):
+            chunk = stored[start : start + 400]
             cond = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
             params = [v for key in chunk for v in key]
             cursor.execute(self.sql(f"SELECT level, idx, hash FROM jejak_nodes WHERE {cond}"), params)
@@ -152,8 +169,13 @@ class LogAppender:
             leaf_hashes.append(lh)
         if not log_rows:
             return first
-        # Level-0 nodes (leaf hashes) live in the log rows; only inner nodes get rows of their own.
-        nodes = [n for n in new_nodes_for_append(size, leaf_hashes, _CursorNodeReader(self, cursor)) if n[0] > 0]
+        # Leaf hashes live in the log rows and small subtrees are recomputed
+        # on read, so only subtrees of 2**STORED_FROM_LEVEL leaves and more get
+        # rows of their own (one row per 16 facts instead of one per fact).
+        nodes = [
+            n for n in new_nodes_for_append(size, leaf_hashes, _CursorNodeReader(self, cursor))
+            if n[0] >= STORED_FROM_LEVEL
+        ]
         self.bulk_insert(
             cursor, "jejak_log", ("idx", "fact_id", "originator_id", "originator_version", "chain", "leaf_hash"),
             log_rows,
