@@ -66,10 +66,16 @@ def open_ledger(store: str | None) -> Iterator[Any]:
 
 def write_jsonl(rows: Any) -> None:
     out = sys.stdout.buffer
-    for row in rows:
-        out.write(orjson.dumps(row))
-        out.write(b"\n")
-    out.flush()
+    try:
+        for row in rows:
+            out.write(orjson.dumps(row))
+            out.write(b"\n")
+        out.flush()
+    except BrokenPipeError:  # the reader (e.g. `head`) has all it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(EXIT_OK) from None
 
 
 @contextlib.contextmanager
