@@ -39,6 +39,7 @@ class ApiState:
         self._catch_up_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._cache: dict[Any, tuple[int, Any]] = {}
+        self._fresh: tuple[int, int] | None = None
 
     def close(self) -> None:
         self.ledger.close()
@@ -50,10 +51,14 @@ class ApiState:
         (access records) grow the log but leave it, and every cached
         computation over facts, unchanged."""
         with self._catch_up_lock:
+            size = self.store.log_size()
+            if self._fresh is not None and self._fresh[0] == size:
+                return self._fresh  # nothing appended since: one query per request
             self.reports.catch_up()
             size = self.store.log_size()
-        row = self.store.query_one("SELECT MAX(idx) AS v FROM p_facts")
-        return size, -1 if row is None or row["v"] is None else int(row["v"])
+            row = self.store.query_one("SELECT MAX(idx) AS v FROM p_facts")
+            self._fresh = (size, -1 if row is None or row["v"] is None else int(row["v"]))
+            return self._fresh
 
     def cached(self, key: Any, size: int, compute: Callable[[], Any]) -> Any:
         """`compute()` once per (key, log size)."""
