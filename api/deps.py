@@ -56,8 +56,7 @@ class ApiState:
                 return self._fresh  # nothing appended since: one query per request
             self.reports.catch_up()
             size = self.store.log_size()
-            row = self.store.query_one("SELECT MAX(idx) AS v FROM p_facts")
-            self._fresh = (size, -1 if row is None or row["v"] is None else int(row["v"]))
+            self._fresh = (size, self.reports.facts_version())
             return self._fresh
 
     def cached(self, key: Any, size: int, compute: Callable[[], Any]) -> Any:

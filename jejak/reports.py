@@ -36,6 +36,14 @@ class Reports:
         s = self.ledger.settings
         return Thresholds(companion_families=s.companion_families, unclaimed_days=s.unclaimed_days)
 
+    def facts_version(self) -> int:
+        """Log index of the last SPEC fact in the read model (-1 if none).
+
+        jejak's own facts grow the log but not this, so computations over
+        facts can be cached under it."""
+        row = self.ledger.store.query_one("SELECT MAX(idx) AS last FROM p_facts")
+        return -1 if row is None or row["last"] is None else int(row["last"])
+
     def _evaluate(self, as_of: date | None) -> list[dict[str, Any]]:
         """All anomalies (tokens, not revealed), cached per read-model state.
 
@@ -45,7 +53,7 @@ class Reports:
         thresholds) until then.
         """
         store = self.ledger.store
-        last = store.query_one("SELECT MAX(idx) AS last FROM p_facts")["last"]
+        last = self.facts_version()
         t = self.thresholds
         key = f"{ENGINE_VERSION}|{last}|{as_of}|{t.companion_families}|{t.unclaimed_days}"
         row = store.query_one("SELECT body FROM p_anomaly_cache WHERE key = ?", (key,))

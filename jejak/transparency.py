@@ -48,6 +48,13 @@ class StoredCheckpoint:
     key_id: str
     created: str
 
+    @classmethod
+    def from_row(cls, r: Any) -> "StoredCheckpoint":
+        return cls(r["seq"], r["size"], bytes(r["root"]), r["note"], r["key_id"], r["created"])
+
+
+CHECKPOINT_COLUMNS = "SELECT seq, size, root, note, key_id, created FROM jejak_checkpoints"
+
 
 def keyring_path(settings: Settings):
     return settings.resolved_keys_dir() / KEYRING_FILE
@@ -73,14 +80,11 @@ class Transparency:
 
     # -------------------------------------------------------------- checkpoints
     def checkpoints(self) -> list[StoredCheckpoint]:
-        rows = self.store.query("SELECT seq, size, root, note, key_id, created FROM jejak_checkpoints ORDER BY seq")
-        return [StoredCheckpoint(r["seq"], r["size"], bytes(r["root"]), r["note"], r["key_id"], r["created"]) for r in rows]
+        return [StoredCheckpoint.from_row(r) for r in self.store.query(f"{CHECKPOINT_COLUMNS} ORDER BY seq")]
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
-        r = self.store.query_one(
-            "SELECT seq, size, root, note, key_id, created FROM jejak_checkpoints ORDER BY seq DESC LIMIT 1"
-        )
-        return None if r is None else StoredCheckpoint(r["seq"], r["size"], bytes(r["root"]), r["note"], r["key_id"], r["created"])
+        r = self.store.query_one(f"{CHECKPOINT_COLUMNS} ORDER BY seq DESC LIMIT 1")
+        return None if r is None else StoredCheckpoint.from_row(r)
 
     def root(self, size: int) -> bytes:
         return root_at(size, self.store.node_reader())
@@ -95,10 +99,10 @@ class Transparency:
             root = root_at(size, _CursorReader(self.store, cursor))
             note = sign_checkpoint(Checkpoint(self.settings.origin, size, root), signer)
             key_id = signer.verifier_key_text().split("+")[1]
-            self.store.execute(cursor, "SELECT seq, size, root, note, key_id, created FROM jejak_checkpoints ORDER BY seq DESC LIMIT 1")
+            self.store.execute(cursor, f"{CHECKPOINT_COLUMNS} ORDER BY seq DESC LIMIT 1")
             last = cursor.fetchone()
             if last is not None and last["note"] == note:
-                return StoredCheckpoint(last["seq"], last["size"], bytes(last["root"]), last["note"], last["key_id"], last["created"])
+                return StoredCheckpoint.from_row(last)
             seq = 0 if last is None else last["seq"] + 1
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
             self.store.execute(
@@ -196,16 +200,16 @@ class Transparency:
         for level, hashes in enumerate(levels):
             if 0 < level < STORED_FROM_LEVEL:
                 continue  # not stored: recomputed from leaf hashes whenever read
+            if level == 0:  # leaf hashes live in the log rows
+                sql, prefix = "SELECT idx, leaf_hash AS hash FROM jejak_log WHERE idx >= ? AND idx < ? ORDER BY idx", ()
+            else:
+                sql = "SELECT idx, hash FROM jejak_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+                prefix = (level,)
             count = len(hashes) // 32
             batch = 20000
             for start in range(0, count, batch):
                 stop = min(count, start + batch)
-                rows = self.store.query(
-                    "SELECT idx, leaf_hash AS hash FROM jejak_log WHERE idx >= ? AND idx < ? ORDER BY idx"
-                    if level == 0 else
-                    "SELECT idx, hash FROM jejak_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
-                    (start, stop) if level == 0 else (level, start, stop),
-                )
+                rows = self.store.query(sql, (*prefix, start, stop))
                 stored = {r["idx"]: bytes(r["hash"]) for r in rows}
                 for idx in range(start, stop):
                     want = bytes(hashes[idx * 32 : idx * 32 + 32])

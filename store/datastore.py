@@ -143,7 +143,7 @@ class Store:
             return []
         return self._select_log(f"l.idx IN ({', '.join('?' for _ in indices)})", [int(i) for i in indices])
 
-    def iter_log(self, start: int = 0, stop: int | None = None, batch: int = 5000) -> Iterator[tuple[int, str, bytes, bytes | None, str | None]]:
+    def iter_log(self, start: int = 0, stop: int | None = None, batch: int = 5000) -> Iterator[LogRow]:
         stop = self.log_size() if stop is None else stop
         pos = start
         while pos < stop:

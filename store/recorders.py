@@ -123,13 +123,10 @@ class LogAppender:
         low = [key for key in keys if key[0] < STORED_FROM_LEVEL]
         stored = [key for key in keys if key[0] >= STORED_FROM_LEVEL]
         leaf_indexes = sorted({leaf for level, idx in low for leaf in range(idx << level, (idx + 1) << level)})
-        leaves: dict[int, bytes] = {}
-        for start in range(0, len(leaf_indexes), 400):
-            chunk = leaf_indexes[start : start + 400]
-            marks = ", ".join("?" for _ in chunk)
-            cursor.execute(self.sql(f"SELECT idx, leaf_hash FROM jejak_log WHERE idx IN ({marks})"), chunk)
-            for row in cursor.fetchall():
-                leaves[row["idx"]] = bytes(row["leaf_hash"])
+        leaves = {
+            row["idx"]: bytes(row["leaf_hash"])
+            for row in self.select_in(cursor, "SELECT idx, leaf_hash FROM jejak_log", "idx", leaf_indexes)
+        }
         for level, idx in low:
             hashes = [leaves.get(leaf) for leaf in range(idx << level, (idx + 1) << level)]
             if any(h is None for h in hashes):
