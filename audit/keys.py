@@ -29,17 +29,27 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """Create `path` exclusively with mode 0600 and write data durably."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def write_new_file(path: Path, data: bytes) -> None:
+    """Create `path` with mode 0600 holding `data`, all at once or not at all.
+
+    The bytes are written and fsynced into a private temporary file that is
+    then hard-linked into place, so a concurrent reader never sees a partly
+    written key; if `path` exists already, FileExistsError is raised.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.fchmod(fd, 0o600)  # in case the umask was stricter than needed or odd
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        try:
+            os.fchmod(fd, 0o600)  # in case the umask was stricter than needed or odd
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
     finally:
-        os.close(fd)
+        tmp.unlink(missing_ok=True)
 
 
 class KeyRing:
@@ -80,7 +90,7 @@ class KeyRing:
         p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         ring = cls([Signer.generate(name)], path=p)
         try:
-            _write_new(p, ring._dump())
+            write_new_file(p, ring._dump())
         except FileExistsError:  # lost a creation race: use the winner's key
             return cls.load(p)
         return ring
@@ -127,7 +137,7 @@ class KeyRing:
         assert self.path is not None
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            _write_new(tmp, self._dump())
+            write_new_file(tmp, self._dump())
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from jejak.audit.keys import write_new_file
 from jejak.settings import Settings
 
 
@@ -29,10 +30,9 @@ class MasterSecrets:
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
+    """Create a 0600 secret file atomically (FileExistsError if it exists)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    write_new_file(path, data)
 
 
 def _from_hex(name: str, value: str) -> bytes:
