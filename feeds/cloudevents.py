@@ -195,7 +195,7 @@ def decode(
     if time is not None and parsed_time is None:
         raise FeedMessageError(NOT_CLOUDEVENT, "attribute time must be an RFC 3339 timestamp")
     dct = obj.get("datacontenttype")
-    if dct is not None:
+    if dct is not None and dct != DATACONTENTTYPE:
         if not isinstance(dct, str):
             raise FeedMessageError(NOT_CLOUDEVENT, "attribute datacontenttype must be a string")
         media = dct.split(";", 1)[0].strip().lower()
@@ -214,8 +214,9 @@ def decode(
         raise FeedMessageError(ENVELOPE_MISMATCH, "envelope id differs from data.id")
     if data.get("type") != obj["type"]:
         raise FeedMessageError(ENVELOPE_MISMATCH, "envelope type differs from data.type")
-    if time is not None and isinstance(data.get("at"), str):
-        at = _parse_time(data["at"])
+    at_text = data.get("at")
+    if time is not None and isinstance(at_text, str) and at_text != time:
+        at = _parse_time(at_text)
         if at is not None and at.tzinfo is not None and at != parsed_time:
             raise FeedMessageError(ENVELOPE_MISMATCH, "envelope time differs from data.at")
 

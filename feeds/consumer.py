@@ -31,8 +31,23 @@ from .ports import LedgerPort
 log = logging.getLogger(__name__)
 
 
-def default_consumer_factory(bootstrap: str, topic: str, group_id: str, **overrides: Any) -> Any:
+def default_consumer_factory(
+    bootstrap: str, topic: str, group_id: str, *, assign: bool = False, **overrides: Any
+) -> Any:
+    """A kafka-python consumer of ``topic`` for ``group_id``.
+
+    ``assign=False``: a group member (subscribe): partitions are balanced between
+    the running consumers, at the price of the group join (~3 s on Tansu, about
+    `group.initial.rebalance.delay.ms` on Apache Kafka).
+    ``assign=True``: every partition of the topic is assigned directly, with no
+    group membership and so no join; offsets are still read from and committed
+    to ``group_id`` (generation -1, as Kafka allows for a group with no active
+    members). For batch drains (`jejak feed consume --once`): if a group member
+    is active at the same time its broker refuses our commits, which only means
+    re-delivery, i.e. duplicates the ledger drops by fact id.
+    """
     from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition
 
     config: dict[str, Any] = dict(
         bootstrap_servers=bootstrap,
@@ -54,7 +69,26 @@ def default_consumer_factory(bootstrap: str, topic: str, group_id: str, **overri
         reconnect_backoff_max_ms=2000,
     )
     config.update(overrides)
-    return KafkaConsumer(topic, **config)
+    if not assign:
+        return KafkaConsumer(topic, **config)
+    consumer = KafkaConsumer(**config)
+    try:
+        partitions = _topic_partitions(consumer, topic, timeout_s=2.0)
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+    except BaseException:
+        consumer.close(autocommit=False)
+        raise
+    return consumer
+
+
+def _topic_partitions(consumer: Any, topic: str, timeout_s: float) -> set[int]:
+    """The topic's partitions from broker metadata; empty if the topic does not exist."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions or time.monotonic() > deadline:
+            return set(partitions or ())
+        time.sleep(0.2)
 
 
 def default_rejects_producer_factory(bootstrap: str, **overrides: Any) -> Any:
@@ -139,6 +173,8 @@ class Consumer:
         flush_timeout: float = 30.0,
         once_timeout: float = 60.0,
         max_backoff: float = 30.0,
+        assign: bool | None = None,
+        prefetch: bool | None = None,
     ) -> None:
         if consumer_factory is None or producer_factory is None:
             if not bootstrap:
@@ -147,8 +183,18 @@ class Consumer:
         self.topic = topic
         self.group_id = group_id
         self.rejects_topic = rejects_topic
+        #: None: assign partitions directly for `run(once=True)` (no group join),
+        #: join the group for a long-running `run()`.
+        self.assign = assign
+        self._once = False
+        #: None: decode in a reader process (:mod:`jejak.feeds.prefetch`) when
+        #: partitions are assigned directly, i.e. for `run(once=True)`.
+        self.prefetch = prefetch
+        self.bootstrap = bootstrap
+        self._custom_consumer = consumer_factory is not None
         self.consumer_factory = consumer_factory or (
-            lambda: default_consumer_factory(bootstrap, topic, group_id))  # type: ignore[arg-type]
+            lambda: default_consumer_factory(
+                bootstrap, topic, group_id, assign=self._assigned_directly))  # type: ignore[arg-type]
         self.producer_factory = producer_factory or (
             lambda: default_rejects_producer_factory(bootstrap))  # type: ignore[arg-type]
         self.allowed_types = allowed_types
@@ -163,6 +209,12 @@ class Consumer:
         self.totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
         self.commit_failures = 0
         self.errors = 0
+
+    @property
+    def _assigned_directly(self) -> bool:
+        if self._custom_consumer:
+            return False
+        return self._once if self.assign is None else self.assign
 
     # --------------------------------------------------------------- clients
     @property
@@ -180,8 +232,8 @@ class Consumer:
     # ----------------------------------------------------------------- batch
     def handle(self, records: list[Any]) -> dict[str, int]:
         """Decode, record and dead-letter ``records``; does NOT commit. Raises if anything failed."""
-        summary = {"accepted": 0, "duplicates": 0, "rejected": 0}
-        valid: list[tuple[Any, dict[str, Any]]] = []
+        kept: list[Any] = []
+        facts: list[dict[str, Any]] = []
         rejects: list[tuple[Any, str, str, str | None]] = []
         for rec in records:
             try:
@@ -189,12 +241,19 @@ class Consumer:
             except FeedMessageError as exc:
                 rejects.append((rec, exc.code, exc.message, _readable_id(rec.value)))
             else:
-                valid.append((rec, event.data))
-        if valid:
-            outcomes = self.ledger.record([fact for _, fact in valid])
-            if len(outcomes) != len(valid):
+                kept.append(rec)
+                facts.append(event.data)
+        return self._record(kept, facts, rejects)
+
+    def _record(self, records: list[Any], facts: list[dict[str, Any]],
+                rejects: list[tuple[Any, str, str, str | None]]) -> dict[str, int]:
+        """Record decoded ``facts`` (from ``records``) in one transaction, then dead-letter every reject."""
+        summary = {"accepted": 0, "duplicates": 0, "rejected": 0}
+        if facts:
+            outcomes = self.ledger.record(facts)
+            if len(outcomes) != len(facts):
                 raise RuntimeError("ledger returned a different number of outcomes than items")
-            for (rec, fact), outcome in zip(valid, outcomes):
+            for rec, fact, outcome in zip(records, facts, outcomes):
                 if outcome.status == "accepted":
                     summary["accepted"] += 1
                 elif outcome.status == "duplicate":
@@ -298,10 +357,13 @@ class Consumer:
         Returns the counts of this run: ``{"accepted", "duplicates", "rejected"}``.
         """
         stop_event = stop_event or threading.Event()
+        self._once = once
         before = dict(self.totals)
         deadline = time.monotonic() + self.once_timeout
         backoff = 0.5
         idle_assigned = 0
+        if self._prefetching:
+            return self._run_prefetching(stop_event, deadline, before)
         try:
             while not stop_event.is_set():
                 try:
@@ -319,6 +381,8 @@ class Consumer:
                     backoff = min(backoff * 2, self.max_backoff)
                     continue
                 if once:
+                    if n == 0 and self._assigned_directly and not self.consumer.assignment():
+                        break  # the topic does not exist: nothing to drain
                     if n == 0:
                         idle_assigned = idle_assigned + 1 if self.consumer.assignment() else 0
                         if self._drained() or idle_assigned >= 3:
@@ -330,6 +394,45 @@ class Consumer:
                         break
         finally:
             self.close()
+        return {k: self.totals[k] - before[k] for k in self.totals}
+
+    @property
+    def _prefetching(self) -> bool:
+        if self._custom_consumer or not self._assigned_directly:
+            return False
+        return self.prefetch is not False
+
+    def _run_prefetching(self, stop_event: threading.Event, deadline: float,
+                         before: dict[str, int]) -> dict[str, int]:
+        """`run` with fetching and decoding in a reader process; same commit-after-record rule."""
+        from .prefetch import PrefetchingReader
+
+        backoff = 0.5
+        while not stop_event.is_set():
+            reader = PrefetchingReader(self.bootstrap, self.topic, self.group_id,  # type: ignore[arg-type]
+                                       self.allowed_types, self.max_records, self.poll_timeout_ms)
+            try:
+                for batch in reader.batches(stop_event, idle_timeout=self.once_timeout):
+                    summary = self._record(batch.records, batch.facts, batch.rejects)
+                    reader.acknowledge(batch)
+                    for k, v in summary.items():
+                        self.totals[k] += v
+                    log.info("batch of %d record(s): %d accepted, %d duplicate, %d rejected",
+                             len(batch), summary["accepted"], summary["duplicates"], summary["rejected"])
+                    if time.monotonic() > deadline:
+                        log.warning("once: gave up waiting after %.0fs", self.once_timeout)
+                        break
+                break
+            except Exception as exc:
+                self.errors += 1
+                log.warning("consumer error %s; retrying in %.1fs", type(exc).__name__, backoff)
+                if time.monotonic() > deadline:
+                    raise
+                stop_event.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+            finally:
+                reader.close()
+        self.close()
         return {k: self.totals[k] - before[k] for k in self.totals}
 
     def close(self) -> None:

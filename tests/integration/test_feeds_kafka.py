@@ -537,3 +537,97 @@ def test_stop_event_ends_idle_consumer_promptly(kafka_bootstrap):
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert time.monotonic() - t < 5
+
+
+# ------------------------------------------------------- batch drain (reader process)
+_PREFETCH_KILL_SCRIPT = r"""
+import os, signal, sys, logging
+sys.path.insert(0, {repo!r})
+from tests.integration.test_feeds_kafka import FakeLedger
+from jejak.feeds.consumer import Consumer
+logging.basicConfig(level=logging.WARNING)
+ledger = FakeLedger({state!r})
+real_record, calls = ledger.record, [0]
+def record(items):
+    out = real_record(items)
+    calls[0] += 1
+    if {kill_after!r} and calls[0] == {kill_after!r}:
+        os.kill(os.getpid(), signal.SIGKILL)  # durable, acknowledgement never sent
+    return out
+ledger.record = record
+c = Consumer(ledger, {bootstrap!r}, topic={topic!r}, group_id={group!r}, rejects_topic={topic!r} + ".rejects",
+             once_timeout=60, max_records=5)
+print(c.run(once=True), flush=True)
+"""
+
+
+def _processes_with(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_batch_drain_reader_process_killed_recorder(kafka_bootstrap, tmp_path):
+    """`run(once=True)` decodes in a reader process; killing the recorder mid-drain loses nothing,
+    records nothing twice, and takes the reader process down with it."""
+    state = tmp_path / "ledger.json"
+    topic, group = uniq("settlements"), uniq("group")
+    facts = [settlement(f"d{i}") for i in range(23)]
+    p = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for s in facts:
+        p.send(topic, value=encode(s, "bank/BRI"), partition=0)
+    p.flush(timeout=WAIT)
+    p.close(timeout=5)
+
+    def run(kill_after: int) -> subprocess.CompletedProcess:
+        script = _PREFETCH_KILL_SCRIPT.format(repo=str(REPO), state=str(state), kill_after=kill_after,
+                                              bootstrap=kafka_bootstrap, topic=topic, group=group)
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+    killed = run(kill_after=3)  # three batches of 5 recorded; at most two of them committed
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    recorded = FakeLedger(state).ids_of("disbursement.settled")
+    assert sorted(recorded) == sorted(f["id"] for f in facts[:15])
+    assert wait_until(lambda: not _processes_with(group), timeout=15), "the reader process outlived its recorder"
+
+    again = run(kill_after=0)
+    assert again.returncode == 0, again.stderr[-2000:]
+    summary = eval(again.stdout.strip().splitlines()[-1])  # noqa: S307 - our own script's dict
+    # the uncommitted tail of what was recorded comes back as duplicates (at least the last batch)
+    assert summary["accepted"] == 8 and 5 <= summary["duplicates"] <= 15 and summary["rejected"] == 0, summary
+    ids = FakeLedger(state).ids_of("disbursement.settled")
+    assert sorted(ids) == sorted(f["id"] for f in facts) and len(ids) == len(set(ids))
+    assert not _processes_with(group)
+
+    # offsets were committed at the end: a third drain finds nothing
+    third = run(kill_after=0)
+    assert third.returncode == 0 and third.stdout.strip().splitlines()[-1] == str(
+        {"accepted": 0, "duplicates": 0, "rejected": 0})
+
+
+def test_batch_drain_same_outcome_with_and_without_reader_process(kafka_bootstrap):
+    topic = uniq("settlements")
+    values = [encode(settlement(f"e{i}"), "bank/BRI") for i in range(12)] + [b"not json", encode(
+        settlement("e99", amount=-1), "bank/BRI")]
+    produce(kafka_bootstrap, topic, values)
+    results = {}
+    for prefetch in (True, False):
+        ledger = FakeLedger()
+        got = consumer_for(ledger, kafka_bootstrap, topic, group_id=uniq("group"), prefetch=prefetch,
+                           max_records=4).run(once=True)
+        results[prefetch] = (got, sorted(ledger.ids_of("disbursement.settled")))
+    assert results[True] == results[False]
+    assert results[True][0] == {"accepted": 12, "duplicates": 0, "rejected": 2}
+
+
+def test_batch_drain_of_missing_topic_ends_at_once(kafka_bootstrap):
+    t = time.monotonic()
+    got = consumer_for(FakeLedger(), kafka_bootstrap, uniq("never-created")).run(once=True)
+    assert got == {"accepted": 0, "duplicates": 0, "rejected": 0}
+    assert time.monotonic() - t < 15
