@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from typing import Annotated, Any, Callable
 
 from fastapi import Depends, Request
@@ -17,6 +18,10 @@ from jejak.ledger import Ledger
 from jejak.reports import Reports
 from jejak.settings import Settings
 from jejak.transparency import StoredCheckpoint, Transparency
+
+
+#: Public answers kept per data version (aggregates: levels x programs x periods x pages).
+RESPONSE_CACHE_SIZE = 2048
 
 
 class ApiState:
@@ -37,9 +42,10 @@ class ApiState:
             self.ledger.close()
             raise
         self._catch_up_lock = threading.Lock()
+        self._seen_size = -1
         self._cache_lock = threading.Lock()
         self._cache: dict[Any, tuple[int, Any]] = {}
-        self._fresh: tuple[int, int] | None = None
+        self._responses: OrderedDict[Any, tuple[int, bytes]] = OrderedDict()
 
     def close(self) -> None:
         self.ledger.close()
@@ -49,15 +55,35 @@ class ApiState:
 
         The version is the last log index in the fact index: jejak's own facts
         (access records) grow the log but leave it, and every cached
-        computation over facts, unchanged."""
-        with self._catch_up_lock:
-            size = self.store.log_size()
-            if self._fresh is not None and self._fresh[0] == size:
-                return self._fresh  # nothing appended since: one query per request
-            self.reports.catch_up()
-            size = self.store.log_size()
-            self._fresh = (size, self.reports.facts_version())
-            return self._fresh
+        computation over facts, unchanged. When every read model is at the
+        head (the usual case: access records move caught-up models along) this
+        is one query per request."""
+        size, lowest, version = self._probe()
+        if lowest < size:
+            with self._catch_up_lock:
+                self.reports.catch_up()
+                size, lowest, version = self._probe()
+        if size != self._seen_size:
+            # Anything appended may be an erasure (recorded by another process):
+            # forget every clear value opened so far rather than show one too long.
+            self.ledger.forget_reveals()
+            self._seen_size = size
+        return size, version
+
+    def _probe(self) -> tuple[int, int, int]:
+        """(log size, lowest read-model position, last fact index) in one round trip."""
+        names = [model.position_name for model in self.reports.projector.models]
+        marks = ", ".join("?" for _ in names)
+        row = self.store.query_one(
+            f"SELECT (SELECT size FROM jejak_head WHERE id = 1) AS size, "
+            f"(SELECT COUNT(*) FROM jejak_positions WHERE name IN ({marks})) AS n, "
+            f"(SELECT MIN(position) FROM jejak_positions WHERE name IN ({marks})) AS low, "
+            f"(SELECT MAX(idx) FROM p_facts) AS last",
+            (*names, *names),
+        )
+        size = int(row["size"] or 0)
+        lowest = int(row["low"] or 0) if row["n"] == len(names) else -1  # a model never ran: catch up
+        return size, lowest, -1 if row["last"] is None else int(row["last"])
 
     def cached(self, key: Any, size: int, compute: Callable[[], Any]) -> Any:
         """`compute()` once per (key, log size)."""
@@ -71,6 +97,21 @@ class ApiState:
                 self._cache.clear()
             self._cache[key] = (size, value)
         return value
+
+    def cached_response(self, key: Any, version: int, compute: Callable[[], bytes]) -> bytes:
+        """A public answer's bytes, once per (key, fact-index version); least recently used go first."""
+        with self._cache_lock:
+            hit = self._responses.get(key)
+            if hit is not None and hit[0] == version:
+                self._responses.move_to_end(key)
+                return hit[1]
+        body = compute()
+        with self._cache_lock:
+            self._responses[key] = (version, body)
+            self._responses.move_to_end(key)
+            while len(self._responses) > RESPONSE_CACHE_SIZE:
+                self._responses.popitem(last=False)
+        return body
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         return self.transparency.latest_checkpoint()

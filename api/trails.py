@@ -40,6 +40,8 @@ def reveal(state: ApiState, protected: dict[str, Any]) -> dict[str, Any]:
 def fact_entries(state: ApiState, indices: list[int], *, with_proof: bool,
                  checkpoint: StoredCheckpoint | None) -> list[FactEntry]:
     found = entries_at(state.store, indices)
+    protected_by_index = {idx: decode(leaf) for idx, (_fid, _chain, leaf) in found.items() if leaf is not None}
+    state.ledger.reveal_many(v for fact in protected_by_index.values() for v in fact.values() if isinstance(v, str))
     out = []
     for idx in indices:
         if idx not in found:
@@ -47,8 +49,7 @@ def fact_entries(state: ApiState, indices: list[int], *, with_proof: bool,
         fact_id, chain, leaf = found[idx]
         if leaf is None:
             raise ApiError(500, f"log entry {idx} has no stored event; the operator should run `jejak verify`")
-        protected = decode(leaf)
-        fact = reveal(state, protected)
+        fact = reveal(state, protected_by_index[idx])
         out.append(
             FactEntry(
                 index=idx, fact_id=fact_id, type=str(fact.get("type", "")), at=str(fact.get("at", "")),

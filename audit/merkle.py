@@ -32,6 +32,9 @@ __all__ = [
     "compact_range_root",
     "inclusion_proof",
     "consistency_proof",
+    "inclusion_keys",
+    "consistency_keys",
+    "PrefetchedReader",
 ]
 
 LEAF_PREFIX = b"\x00"
@@ -321,6 +324,30 @@ def _consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
         out.append((begin, end))
     out.reverse()
     return out
+
+
+def inclusion_keys(index: int, size: int) -> list[NodeKey]:
+    """Every node `inclusion_proof(index, size)` reads (so a store can fetch them at once)."""
+    return [k for b, e in _inclusion_ranges(index, 0, size) for k in _range_keys(b, e)]
+
+
+def consistency_keys(size1: int, size2: int) -> list[NodeKey]:
+    """Every node `consistency_proof(size1, size2)` reads."""
+    return [k for b, e in _consistency_ranges(size1, size2) for k in _range_keys(b, e)]
+
+
+class PrefetchedReader:
+    """A NodeReader that fetched a known set of keys in one read and falls back to `reader` for others."""
+
+    def __init__(self, reader: NodeReader, keys: Sequence[NodeKey]) -> None:
+        self._reader = reader
+        self._nodes = reader.get_nodes(list(dict.fromkeys(keys)))
+
+    def get_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        missing = [k for k in keys if k not in self._nodes]
+        if missing:
+            self._nodes.update(self._reader.get_nodes(missing))
+        return {k: self._nodes[k] for k in keys if k in self._nodes}
 
 
 def consistency_proof(size1: int, size2: int, reader: NodeReader) -> list[bytes]:

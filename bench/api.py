@@ -147,13 +147,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, store: C.BenchStore, log_path: Path) -> None:
+    def __init__(self, store: C.BenchStore, log_path: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            C.jejak_cmd() + ["serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            C.jejak_cmd() + ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
             env=store.env(), cwd=C.ROOT, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
@@ -171,9 +171,18 @@ class Server:
         raise RuntimeError(f"server not ready after {timeout} s; see {self.log_path}")
 
     def cpu_seconds(self) -> float:
-        """utime + stime of the server process (one uvicorn worker = this pid)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """utime + stime of the server process and its worker processes (uvicorn --workers)."""
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(entry.name) == self.proc.pid or int(fields[1]) == self.proc.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float | None:
         with contextlib.suppress(OSError):
@@ -405,13 +414,71 @@ def markdown(result: dict[str, Any]) -> str:
     for name, r in result["scenarios"].items():
         v = r["verdict"]
         lines.append(f"| {name} | {r['requests']} | {r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
-                     f"{r['server_cpu_ms_per_req']} | {r['client_cpu_ms_per_req']} | {r['machine_busy_share']} | {v['target']} | "
+                     f"{r['server_cpu_ms_per_req']} | {r.get('client_cpu_ms_per_req', 'wrk')} | {r['machine_busy_share']} | {v['target']} | "
                      f"{'yes' if v['meets'] else 'no'} |")
     if result.get("serial"):
         lines += ["", "| serial (concurrency 1) | requests | errors | req/s | p50 ms | p99 ms | server CPU ms/req |", "|---|---|---|---|---|---|---|"]
         for name, r in result["serial"].items():
             lines.append(f"| {name} | {r['requests']} | {r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p99_ms']} | {r['server_cpu_ms_per_req']} |")
     return "\n".join(lines)
+
+
+WRK_SCRIPT = r"""
+-- Cycles through the pre-generated request lines (one path?query per line), keep-alive per connection.
+local paths = {}
+local auth = os.getenv("WRK_AUTH")
+init = function(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  counter = math.random(#paths)
+end
+request = function()
+  counter = counter % #paths + 1
+  local headers = {}
+  if auth then headers["Authorization"] = auth end
+  return wrk.format("GET", paths[counter], headers)
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "JSON {\"requests\": %d, \"errors\": %d, \"non2xx\": %d, \"seconds\": %f, "
+    .. "\"p50_ms\": %f, \"p90_ms\": %f, \"p99_ms\": %f, \"max_ms\": %f, \"mean_ms\": %f}\n",
+    summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, summary.duration / 1e6,
+    latency:percentile(50) / 1e3, latency:percentile(90) / 1e3, latency:percentile(99) / 1e3,
+    latency.max / 1e3, latency.mean / 1e3))
+end
+"""
+
+
+def run_wrk(server: Server, requests: list[Request], headers: dict[str, str], concurrency: int,
+            seconds: float) -> dict[str, Any]:
+    """Closed-loop load from wrk (C, one thread per core is too many here: 1 thread, N connections)."""
+    from urllib.parse import urlencode
+
+    paths = C.DATA / f"wrk-paths-{os.getpid()}.txt"
+    script = C.DATA / "wrk-cycle.lua"
+    paths.write_text("".join(f"{url}?{urlencode(params)}\n" if params else f"{url}\n" for url, params in requests))
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "WRK_AUTH": headers.get("Authorization", "")}
+    scpu0, busy0 = server.cpu_seconds(), machine_busy()
+    proc = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script),
+         server.base, "--", str(paths)],
+        capture_output=True, text=True, env=env, timeout=seconds + 60)
+    scpu1, busy1 = server.cpu_seconds(), machine_busy()
+    paths.unlink(missing_ok=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed: {proc.stderr[-500:]} {proc.stdout[-500:]}")
+    r = json.loads(line[5:])
+    done = r["requests"]
+    return {
+        "client": "wrk", "requests": done, "ok": done - r["non2xx"] - r["errors"], "errors": r["non2xx"] + r["errors"],
+        "concurrency": concurrency, "seconds": round(r["seconds"], 3), "rps": round(C.rate(done, r["seconds"]), 1),
+        "p50_ms": round(r["p50_ms"], 2), "p90_ms": round(r["p90_ms"], 2), "p99_ms": round(r["p99_ms"], 2),
+        "max_ms": round(r["max_ms"], 2), "mean_ms": round(r["mean_ms"], 2),
+        "server_cpu_ms_per_req": round((scpu1 - scpu0) * 1000 / max(1, done), 2),
+        "machine_busy_share": round((busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 2),
+    }
 
 
 def main() -> None:
@@ -429,6 +496,11 @@ def main() -> None:
     ap.add_argument("--analyze", action="store_true",
                     help="run ANALYZE on the store before the load (what autovacuum would do; it is off on the bench server)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the store even if a kept one exists")
+    ap.add_argument("--workers", type=int, default=1, help="jejak serve --workers (uvicorn worker processes)")
+    ap.add_argument("--client", choices=("httpx", "wrk"), default="httpx",
+                    help="load generator: Python threads with httpx (costs about as much CPU per request as the "
+                         "server, on the same 2 cores) or wrk (C, Debian package; --wrk-seconds per scenario)")
+    ap.add_argument("--wrk-seconds", type=float, default=15.0)
     a = ap.parse_args()
 
     result: dict[str, Any] = {"benchmark": "api", "machine": C.machine(), "command": "python " + " ".join(sys.argv)}
@@ -444,8 +516,8 @@ def main() -> None:
         token = create_token(store)
         headers = {"Authorization": f"Bearer {token}"}
         log_path = C.DATA / f"api-server-{info['facts']}.log"
-        server = Server(store, log_path)
-        result["server"] = {"command": "jejak serve --host 127.0.0.1 --port N (uvicorn, 1 worker)",
+        server = Server(store, log_path, a.workers)
+        result["server"] = {"command": f"jejak serve --host 127.0.0.1 --port N --workers {a.workers}",
                             "startup_s": round(server.wait_ready(), 2), "log": str(log_path.relative_to(C.ROOT))}
         import httpx
 
@@ -462,7 +534,10 @@ def main() -> None:
         result["scenarios"] = {}
         for name in names:
             C.log(f"load: {name} ({a.requests} requests, concurrency {a.concurrency}, cap {a.cap:g} s)")
-            res = run_load(server, scenarios[name], headers, a.concurrency, a.cap)
+            if a.client == "wrk":
+                res = run_wrk(server, scenarios[name], headers, a.concurrency, a.wrk_seconds)
+            else:
+                res = run_load(server, scenarios[name], headers, a.concurrency, a.cap)
             res["verdict"] = verdict(name, res)
             result["scenarios"][name] = res
             C.log(f"{name}: {res['rps']} req/s p50 {res['p50_ms']} ms p99 {res['p99_ms']} ms errors {res['errors']}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sys
 from datetime import date
@@ -534,6 +535,8 @@ app.add_typer(token_app, name="token")
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Worker processes (e.g. one per core); each opens its own connections"),
     store: Optional[str] = StoreOption,
 ) -> None:
     """Serve the inspector API (/v1), the public API (/public/v1) and the public page (/)."""
@@ -541,7 +544,17 @@ def serve(
 
     from jejak.api.app import create_app
 
-    uvicorn.run(create_app(settings_for(store)), host=host, port=port, log_level="info")
+    settings = settings_for(store)
+    # No uvicorn access log: request lines carry KK/NIK numbers in /v1 paths. Who
+    # asked for whose data is recorded in the chained access log instead.
+    options: dict[str, Any] = dict(host=host, port=port, log_level="info", access_log=False,
+                                   http="httptools", loop="uvloop")
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Worker processes import the app themselves, so they get the store via the environment.
+    os.environ["JEJAK_STORE"] = settings.store
+    uvicorn.run("jejak.api.app:create_app_from_environment", factory=True, workers=workers, **options)
 
 
 @token_app.command("create")

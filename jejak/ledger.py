@@ -290,6 +290,26 @@ class Ledger:
         self._reveal_cache[token] = value
         return value
 
+    def forget_reveals(self) -> None:
+        """Drop every clear value opened so far (long-lived processes; see the API)."""
+        self._reveal_cache = {}
+
+    def reveal_many(self, tokens: Iterable[str]) -> None:
+        """Open the given tokens' values with one query (then `reveal` answers from memory)."""
+        wanted = sorted({t for t in tokens if is_token(t) and t not in self._reveal_cache})
+        if not wanted:
+            return
+        found = {}
+        with self.store.transaction(commit=False) as cursor:
+            for row in self.store.recorder.select_in(
+                cursor, "SELECT token, sealed_dek, sealed_value FROM jejak_subjects", "token", wanted
+            ):
+                if row["sealed_dek"] is not None:
+                    found[row["token"]] = self.sealer.open(
+                        row["token"], bytes(row["sealed_dek"]), bytes(row["sealed_value"]))
+        for token in wanted:
+            self._reveal_cache[token] = found.get(token)
+
     def preload_reveals(self) -> None:
         """Open every live subject at once (for whole-store operator outputs)."""
         for row in self.store.query(

@@ -21,7 +21,11 @@ from jejak.audit.errors import (
 )
 from jejak.audit.keys import KeyRing
 from jejak.audit.merkle import (
+    PrefetchedReader,
+    consistency_keys,
     consistency_proof,
+    frontier_keys,
+    inclusion_keys,
     inclusion_proof,
     leaf_hash,
     node_hash,
@@ -127,7 +131,9 @@ class Transparency:
             size = self._check_size(size, self.store.recorder.read_head(cursor)[0])
             if not 0 <= index < size:
                 raise ProofRequestError(f"index must be between 0 and {size - 1} for a tree of size {size}, got {index}")
-            reader = _CursorReader(self.store, cursor)
+            # One read for the leaf, its audit path and the root's nodes.
+            reader = PrefetchedReader(_CursorReader(self.store, cursor),
+                                      [(0, index), *inclusion_keys(index, size), *frontier_keys(size)])
             nodes = reader.get_nodes([(0, index)])
             if (0, index) not in nodes:
                 raise ProofRequestError(f"leaf hash {index} is missing from the store; run `jejak verify`")
@@ -146,7 +152,8 @@ class Transparency:
             size2 = self._check_size(size2, self.store.recorder.read_head(cursor)[0])
             if not 1 <= size1 <= size2:
                 raise ProofRequestError(f"old size must be between 1 and {size2}, got {size1}")
-            reader = _CursorReader(self.store, cursor)
+            reader = PrefetchedReader(_CursorReader(self.store, cursor), [
+                *consistency_keys(size1, size2), *frontier_keys(size1), *frontier_keys(size2)])
             proof = consistency_proof(size1, size2, reader)
             root1, root2 = root_at(size1, reader), root_at(size2, reader)
         return {

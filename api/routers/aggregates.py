@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from jejak.api import analytics
 from jejak.api.common import (
@@ -36,6 +36,21 @@ def aggregates(
     format: Format = None,
 ) -> AggregatesOut:
     """Families and amounts per (region, program, period); cells of fewer than 5 families are suppressed."""
+    if wants_csv(request, format):
+        page, nxt = _cells_page(f, level, program, period, region, limit, cursor)
+        return csv_response((flatten(i.model_dump()) for i in page), COLUMNS, nxt, "aggregates")  # type: ignore[return-value]
+
+    def render() -> bytes:
+        page, nxt = _cells_page(f, level, program, period, region, limit, cursor)
+        return AggregatesOut(level=level, min_families=MIN, items=page, next_cursor=nxt).model_dump_json().encode()
+
+    # The same answer for everyone until a fact is added: serve the cached bytes.
+    key = ("aggregates", level, program, period, region, limit, cursor)
+    return Response(f.state.cached_response(key, f.version, render), media_type="application/json")  # type: ignore[return-value]
+
+
+def _cells_page(f: Fresh, level: str, program: Optional[str], period: Optional[str], region: Optional[str],
+                limit: int, cursor: Optional[str]) -> tuple[list[AggregateCell], Optional[str]]:
     cells = analytics.cells(f.state, f.version, level)
     keys = sorted(cells, key=lambda k: (k[0] or "~", k[1], analytics.period_key(k[2])))
     items = []
@@ -53,10 +68,7 @@ def aggregates(
             items.append(AggregateCell(level=level, region=reg, program=prog, period=per, suppressed=False,
                                        families=len(cell.families), orders=cell.orders, amounts=_amounts(cell),
                                        anomalies=dict(sorted(cell.anomalies.items()))))
-    page, nxt = page_by_offset(items, cursor, limit)
-    if wants_csv(request, format):
-        return csv_response((flatten(i.model_dump()) for i in page), COLUMNS, nxt, "aggregates")  # type: ignore[return-value]
-    return AggregatesOut(level=level, min_families=MIN, items=page, next_cursor=nxt)
+    return page_by_offset(items, cursor, limit)
 
 
 @router.get("/summary", response_model=SummaryOut, responses=PUBLIC_ERRORS)

@@ -135,13 +135,16 @@ def test_missing_reason_is_422_and_not_recorded(inspector: httpx.Client, deploym
     assert len(after["items"]) == len(before["items"])
 
 
-def test_jejak_serve_subprocess(deployment: Deployment) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_jejak_serve_subprocess(deployment: Deployment, workers: int) -> None:
     import os
 
     port = free_port()
     env = {**os.environ, "JEJAK_KEYS_DIR": str(deployment.keys_dir)}
+    env.pop("JEJAK_STORE", None)  # --store must reach every worker process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jejak.cli", "--store", deployment.store, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "jejak.cli", "--store", deployment.store, "serve", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
@@ -157,6 +160,15 @@ def test_jejak_serve_subprocess(deployment: Deployment) -> None:
         assert r.status_code == 200
         assert r.json()["log_size"] >= len(deployment.facts)  # plus jejak.access facts
         assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()["info"]["title"] == "jejak"
+        # every worker answers from the same store (new connections spread over the workers)
+        sizes = {httpx.get(f"http://127.0.0.1:{port}/public/v1/summary", timeout=10).json()["log_size"]
+                 for _ in range(8)}
+        assert len(sizes) == 1 and sizes.pop() >= len(deployment.facts)
+        aggregates = [httpx.get(f"http://127.0.0.1:{port}/public/v1/aggregates", params={"level": "kota"},
+                                timeout=10) for _ in range(4)]
+        assert all(r.status_code == 200 for r in aggregates)
+        assert len({r.content for r in aggregates}) == 1  # cached bytes equal a freshly rendered answer
+        assert aggregates[0].headers["x-content-type-options"] == "nosniff"
     finally:
         proc.terminate()
         proc.wait(timeout=15)

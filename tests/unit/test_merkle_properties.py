@@ -11,7 +11,11 @@ from hypothesis import strategies as st
 from jejak.audit.errors import MissingNode, VerificationError
 from jejak.audit.merkle import (
     MemoryNodeStore,
+    PrefetchedReader,
+    consistency_keys,
     consistency_proof,
+    frontier_keys,
+    inclusion_keys,
     inclusion_proof,
     leaf_hash,
     new_nodes_for_append,
@@ -149,3 +153,44 @@ def test_proof_argument_errors() -> None:
     with pytest.raises(ValueError):
         consistency_proof(3, 2, store)
     assert consistency_proof(4, 4, store) == []
+
+
+class RecordingReader:
+    def __init__(self, inner: MemoryNodeStore) -> None:
+        self.inner, self.keys, self.reads = inner, set(), 0
+
+    def get_nodes(self, keys):
+        self.reads += 1
+        self.keys.update(keys)
+        return self.inner.get_nodes(keys)
+
+
+@SETTINGS
+@given(sizes, st.data())
+def test_listed_keys_are_exactly_what_proofs_read(n: int, data: st.DataObject) -> None:
+    store = build(leaves(n))
+    index = data.draw(st.integers(0, n - 1))
+    seen = RecordingReader(store)
+    inclusion_proof(index, n, seen)
+    assert seen.keys == set(inclusion_keys(index, n))
+    size1 = data.draw(st.integers(1, n))
+    seen = RecordingReader(store)
+    consistency_proof(size1, n, seen)
+    assert seen.keys == set(consistency_keys(size1, n))
+
+    # prefetched once, a proof and both roots need no further read, and agree with the plain reader
+    seen = RecordingReader(store)
+    reader = PrefetchedReader(seen, [*inclusion_keys(index, n), *frontier_keys(n)])
+    assert inclusion_proof(index, n, reader) == inclusion_proof(index, n, store)
+    assert root_at(n, reader) == root_at(n, store)
+    assert seen.reads == 1
+
+
+def test_prefetched_reader_falls_back_and_reports_missing() -> None:
+    store = build(leaves(40))
+    seen = RecordingReader(store)
+    reader = PrefetchedReader(seen, [(0, 1)])
+    assert root_at(40, reader) == root_at(40, store)  # keys outside the prefetch: one more read
+    assert seen.reads == 2
+    with pytest.raises(MissingNode):
+        root_at(41, PrefetchedReader(store, frontier_keys(41)))
