@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import OrderedDict
 from typing import Annotated, Any, Callable
 
@@ -20,6 +21,8 @@ from jejak.settings import Settings
 from jejak.transparency import StoredCheckpoint, Transparency
 
 
+#: How stale a public answer (aggregates, summary, default proof size) may be, in seconds.
+PUBLIC_LAG_S = 0.1
 #: Public answers kept per data version (aggregates: levels x programs x periods x pages).
 RESPONSE_CACHE_SIZE = 2048
 
@@ -43,6 +46,8 @@ class ApiState:
             raise
         self._catch_up_lock = threading.Lock()
         self._seen_size = -1
+        self._last_refresh: tuple[float, tuple[int, int]] | None = None
+        self._last_checkpoint: tuple[float, StoredCheckpoint | None] | None = None
         self._cache_lock = threading.Lock()
         self._cache: dict[Any, tuple[int, Any]] = {}
         self._responses: OrderedDict[Any, tuple[int, bytes]] = OrderedDict()
@@ -50,7 +55,17 @@ class ApiState:
     def close(self) -> None:
         self.ledger.close()
 
-    def refresh(self) -> tuple[int, int]:
+    def refresh(self, max_age: float = 0.0) -> tuple[int, int]:
+        """`_refresh`, or its last answer if younger than `max_age` seconds (public answers only)."""
+        if max_age > 0:
+            last = self._last_refresh
+            if last is not None and time.monotonic() - last[0] < max_age:
+                return last[1]
+        answer = self._refresh()
+        self._last_refresh = (time.monotonic(), answer)
+        return answer
+
+    def _refresh(self) -> tuple[int, int]:
         """Bring the read models up to date; returns (log size, fact-index version).
 
         The version is the last log index in the fact index: jejak's own facts
@@ -113,8 +128,14 @@ class ApiState:
                 self._responses.popitem(last=False)
         return body
 
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        return self.transparency.latest_checkpoint()
+    def latest_checkpoint(self, max_age: float = 0.0) -> StoredCheckpoint | None:
+        if max_age > 0:
+            last = self._last_checkpoint
+            if last is not None and time.monotonic() - last[0] < max_age:
+                return last[1]
+        checkpoint = self.transparency.latest_checkpoint()
+        self._last_checkpoint = (time.monotonic(), checkpoint)
+        return checkpoint
 
 
 class Fresh:
@@ -136,6 +157,12 @@ def get_state(request: Request) -> ApiState:
 def fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
     # FastAPI caches a dependency per request, so this runs at most once per request.
     return Fresh(state, *state.refresh())
+
+
+def public_fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
+    """Like `fresh`, but may be up to PUBLIC_LAG_S old: no inspector reads its own
+    writes through the public API, and under load it saves a query per request."""
+    return Fresh(state, *state.refresh(max_age=PUBLIC_LAG_S))
 
 
 bearer = HTTPBearer(auto_error=False, description="API token from `jejak token create --role R --name N`")

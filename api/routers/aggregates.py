@@ -9,7 +9,7 @@ from jejak.api.common import (
     CSV_OK, PERIOD_PATTERN, PROGRAMS, PUBLIC_ERRORS, REGION_PATTERN, Cursor, Format, Limit,
     csv_response, flatten, page_by_offset, wants_csv,
 )
-from jejak.api.deps import Fresh, fresh
+from jejak.api.deps import PUBLIC_LAG_S, Fresh, public_fresh
 from jejak.api.schemas import AggregateCell, AggregatesOut, Amounts, ProgramTotals, SummaryOut
 
 router = APIRouter(prefix="/public/v1", tags=["public: aggregates"])
@@ -26,7 +26,7 @@ def _amounts(cell: analytics.Cell) -> Amounts:
 @router.get("/aggregates", response_model=AggregatesOut, responses={**PUBLIC_ERRORS, **CSV_OK})
 def aggregates(
     request: Request,
-    f: Annotated[Fresh, Depends(fresh)],
+    f: Annotated[Fresh, Depends(public_fresh)],
     level: Annotated[Literal["kota", "kecamatan", "desa"], Query(description="kota = 4 digits, kecamatan = 6, desa = 10")] = "kecamatan",
     program: Optional[PROGRAMS] = None,
     period: Annotated[Optional[str], Query(pattern=PERIOD_PATTERN, max_length=15)] = None,
@@ -72,7 +72,7 @@ def _cells_page(f: Fresh, level: str, program: Optional[str], period: Optional[s
 
 
 @router.get("/summary", response_model=SummaryOut, responses=PUBLIC_ERRORS)
-def summary(f: Annotated[Fresh, Depends(fresh)]) -> SummaryOut:
+def summary(f: Annotated[Fresh, Depends(public_fresh)]) -> SummaryOut:
     """Totals per program, the periods and regions with data, anomaly counts by rule."""
     programs = []
     for program, cell in sorted(analytics.program_totals(f.state, f.version).items()):
@@ -81,7 +81,7 @@ def summary(f: Annotated[Fresh, Depends(fresh)]) -> SummaryOut:
             program=program, suppressed=small, families=None if small else len(cell.families),
             orders=None if small else cell.orders, amounts=None if small else _amounts(cell),
         ))
-    cp = f.state.latest_checkpoint()
+    cp = f.state.latest_checkpoint(max_age=PUBLIC_LAG_S)
     return SummaryOut(
         log_size=f.size, checkpoint_size=None if cp is None else cp.size, min_families=MIN, programs=programs,
         periods=analytics.periods(f.state, f.version), regions=analytics.regions_with_families(f.state, f.version),

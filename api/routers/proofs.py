@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 from fastapi import APIRouter, Depends, Query
 
 from jejak.api.common import PUBLIC_ERRORS
-from jejak.api.deps import ApiState, get_state
+from jejak.api.deps import PUBLIC_LAG_S, ApiState, get_state
 from jejak.api.errors import ApiError
 from jejak.api.schemas import ConsistencyProof, InclusionProof
 from jejak.transparency import ProofRequestError
@@ -18,7 +18,7 @@ Size = Annotated[Optional[int], Query(ge=1, le=2**63 - 1, description="tree size
 def _default_size(state: ApiState, size: int | None) -> int | None:
     if size is not None:
         return size
-    cp = state.latest_checkpoint()
+    cp = state.latest_checkpoint(max_age=PUBLIC_LAG_S)
     return cp.size if cp is not None and cp.size > 0 else None
 
 
