@@ -6,17 +6,18 @@ clear value), why (the caller's `reason`) and which route (the route template,
 not the URL, so no clear KK/NIK lands here).
 
 Each access is also recorded, in the same transaction, as a `jejak.access`
-fact in the hash-chained log (when the ledger offers `record_internal` and the
-domain knows that type), so the record is covered by checkpoints and cannot be
-quietly removed; `log_fact` is that fact's id.
+fact in the hash-chained log, so the record is covered by checkpoints and
+cannot be quietly removed; `log_fact` is that fact's id.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+from jejak.ledger import InternalFact
 from jejak.store.datastore import Store
 
 _INSERT = (
@@ -34,29 +35,74 @@ def ensure_access_table(store: Store) -> None:
         )
 
 
-def chained_access_supported(ledger: Any) -> bool:
-    try:
-        from jejak.domain.facts import KNOWN_FIELDS
-    except ImportError:  # pragma: no cover
-        return False
-    return hasattr(ledger, "record_internal") and "jejak.access" in KNOWN_FIELDS
+class AccessLog:
+    """Records accesses; concurrent requests of one process share one transaction.
 
+    Every access is written before its answer is sent, and each append takes
+    the log's writer lock. Under concurrent requests that lock is the
+    bottleneck, so requests that arrive while a write is running queue up and
+    the next writer records all of them in one transaction (group commit), then
+    hands the pen to the next one waiting. Each caller returns only when its own
+    record is durable; if the transaction fails, every request in it fails.
+    """
 
-def record_access(ledger: Any, *, token_name: str, role: str, subject_token: str | None, reason: str, path: str) -> str | None:
-    """Record one access; returns the id of the chained-log fact (None if not chained)."""
-    store: Store = ledger.store
-    at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    if chained_access_supported(ledger):
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._writing = False
+
+    def record(self, *, token_name: str, role: str, subject_token: str | None, reason: str, path: str) -> str:
+        """Record one access; returns the id of its `jejak.access` fact in the chained log."""
+        at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         fact_id = f"jejak:access:{uuid.uuid4().hex}"
-        ledger.record_internal(
+        row = (at, token_name, role, subject_token, reason, path, fact_id)
+        mine = _Pending(InternalFact(
             "jejak.access", fact_id,
             {"actor": token_name, "role": role, "subject": subject_token or "*", "reason": reason, "path": path},
-            also=lambda cursor: store.execute(cursor, _INSERT, (at, token_name, role, subject_token, reason, path, fact_id)),
-        )
-        return fact_id
-    with store.transaction(commit=True) as cursor:
-        store.execute(cursor, _INSERT, (at, token_name, role, subject_token, reason, path, None))
-    return None
+            also=lambda cursor: self.ledger.store.execute(cursor, _INSERT, row),
+        ))
+        with self._lock:
+            self._queue.append(mine)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            mine.done.wait()  # written by another request, or handed the pen
+            if not mine.lead:
+                return mine.result()
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            self.ledger.record_internal_many([p.fact for p in batch])
+        except BaseException as exc:
+            for p in batch:
+                p.error = exc
+        finally:
+            with self._lock:
+                if self._queue:
+                    self._queue[0].lead = True
+                    self._queue[0].done.set()
+                else:
+                    self._writing = False
+            for p in batch:
+                if p is not mine:
+                    p.done.set()
+        return mine.result()
+
+
+class _Pending:
+    __slots__ = ("fact", "done", "lead", "error")
+
+    def __init__(self, fact: InternalFact) -> None:
+        self.fact = fact
+        self.done = threading.Event()
+        self.lead = False
+        self.error: BaseException | None = None
+
+    def result(self) -> str:
+        if self.error is not None:
+            raise self.error
+        return self.fact.fact_id
 
 
 def read_access(store: Store, after: int, limit: int, token_name: str | None = None,

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from jejak.api.access import ensure_access_table, record_access
+from jejak.api.access import AccessLog, ensure_access_table
 from jejak.api.errors import ApiError
 from jejak.api.receipts import ReceiptCodes, receipt_key
 from jejak.api.tokens import Principal, authenticate, ensure_token_table
@@ -40,6 +40,7 @@ class ApiState:
             self.receipts = ReceiptCodes(receipt_key(self.ledger.tokenizer))
             ensure_token_table(self.store)
             ensure_access_table(self.store)
+            self.access_log = AccessLog(self.ledger)
             self.reports.projector.ensure_tables()
         except Exception:
             self.ledger.close()
@@ -204,7 +205,6 @@ def audit_access(request: Request, state: ApiState, principal: Principal, subjec
     if DIGITS16.search(reason):
         raise ApiError(422, "query parameter 'reason': must not contain a NIK or KK (16 digits); "
                             "refer to the case by its file number", "invalid_request")
-    record_access(
-        state.ledger, token_name=principal.name, role=principal.role,
-        subject_token=subject_token, reason=reason, path=path,
+    state.access_log.record(
+        token_name=principal.name, role=principal.role, subject_token=subject_token, reason=reason, path=path,
     )

@@ -26,6 +26,16 @@ from jejak.store.recorders import ACCEPTED, CONFLICT, DUPLICATE, PreparedFact
 from jejak.store.vault import Sealer, Tokenizer, is_token
 
 
+@dataclass(frozen=True)
+class InternalFact:
+    """One of jejak's own facts to record (`jejak.erasure`, `jejak.access`); `also(cursor)` joins its transaction."""
+
+    type: str
+    fact_id: str
+    fields: dict[str, Any]
+    also: Callable[[Any], Any] | None = None
+
+
 class LedgerError(RuntimeError):
     pass
 
@@ -245,27 +255,34 @@ class Ledger:
 
         `also(cursor)` runs in the same transaction (e.g. destroying a key).
         """
-        assert ftype.startswith("jejak.") and ftype in KNOWN_FIELDS
+        return self.record_internal_many([InternalFact(ftype, fact_id, fields, also)])[0]
+
+    def record_internal_many(self, facts: Sequence["InternalFact"]) -> list[str]:
+        """Record several of jejak's own facts in ONE transaction (group commit of API access records)."""
         now = utc_now()
-        fact = {
-            "id": fact_id, "type": ftype, "at": now.isoformat(timespec="seconds"),
-            "source": {"kind": "jejak", "id": "jejak"}, **fields,
-        }
-        prepared = PreparedFact(fact_id, self.mapper.to_stored_event(new_fact_event(fact, {}, now)), ())
+        prepared = []
+        for item in facts:
+            assert item.type.startswith("jejak.") and item.type in KNOWN_FIELDS
+            fact = {
+                "id": item.fact_id, "type": item.type, "at": now.isoformat(timespec="seconds"),
+                "source": {"kind": "jejak", "id": "jejak"}, **item.fields,
+            }
+            prepared.append(PreparedFact(item.fact_id, self.mapper.to_stored_event(new_fact_event(fact, {}, now)), ()))
         with self.store.transaction(commit=True) as cursor:
-            self.store.recorder.record_facts_in(cursor, [prepared], self.sealer)
+            self.store.recorder.record_facts_in(cursor, prepared, self.sealer)
             size, _chain = self.store.recorder.read_head(cursor)
             # Read models ignore jejak's own facts, so one that was caught up
-            # stays caught up: move it past this fact instead of making the
-            # next reader replay it (an inspector API request records one each).
+            # stays caught up: move it past these facts instead of making the
+            # next reader replay them (an inspector API request records one each).
             self.store.execute(
                 cursor,
                 "UPDATE jejak_positions SET position = ? WHERE position = ? AND name LIKE ?",
-                (size, size - 1, "projection.%"),
+                (size, size - len(prepared), "projection.%"),
             )
-            if also is not None:
-                also(cursor)
-        return fact_id
+            for item in facts:
+                if item.also is not None:
+                    item.also(cursor)
+        return [item.fact_id for item in facts]
 
     def record_access(self, *, actor: str, role: str, subject_token: str, reason: str, path: str) -> str:
         """Record that an inspector saw a person's or family's data (who, whom, why)."""
