@@ -15,6 +15,7 @@ import orjson
 
 from jejak.ledger import Ledger
 from jejak.projections.engine import Thresholds, evaluate_anomalies
+from jejak.projections.anomalies import MODEL_THRESHOLDS, Anomalies
 from jejak.projections.readmodels import Balances, load_fact_rows
 from jejak.projections.runner import Projector
 
@@ -45,16 +46,24 @@ class Reports:
         return -1 if row is None or row["last"] is None else int(row["last"])
 
     def _evaluate(self, as_of: date | None) -> list[dict[str, Any]]:
-        """All anomalies (tokens, not revealed), cached per read-model state.
+        """All anomalies (tokens, not revealed).
 
-        Evaluating every rule over a million facts takes seconds; the answer
-        only changes when a SPEC fact is added, so it is kept in
-        `p_anomaly_cache` under (engine version, last fact index, as-of,
-        thresholds) until then.
+        The default list (no as-of, the model's companion threshold; any
+        unclaimed_days) comes from the incremental anomaly read model
+        (`jejak.projections.anomalies`), after its dirty scopes are settled.
+        Any other query evaluates every rule, which takes seconds over a
+        million facts; its answer only changes when a SPEC fact is added, so
+        it is kept in `p_anomaly_cache` under (engine version, last fact
+        index, as-of, thresholds) until then.
         """
         store = self.ledger.store
-        last = self.facts_version()
         t = self.thresholds
+        if as_of is None and t.companion_families == MODEL_THRESHOLDS.companion_families:
+            # The default list: the incrementally kept read model (exact; the
+            # as-of date and unclaimed_days are applied when reading).
+            self.projector.settle()
+            return Anomalies.query(store, t.unclaimed_days)
+        last = self.facts_version()
         key = f"{ENGINE_VERSION}|{last}|{as_of}|{t.companion_families}|{t.unclaimed_days}"
         row = store.query_one("SELECT body FROM p_anomaly_cache WHERE key = ?", (key,))
         if row is not None:
@@ -114,8 +123,9 @@ class Reports:
             }
             found = [a for a in found if wanted & _tokens_in_text(a) or touching.intersection(a["facts"])]
         if reveal:
-            if len(found) > 500:
-                self.ledger.preload_reveals()
+            # Only the tokens these anomalies name, in one query (opening every
+            # subject of a big store costs about a second).
+            self.ledger.reveal_many({t for a in found for t in _tokens_in_text(a)})
             for a in found:
                 a["primary"] = self.reveal_text(a["primary"])
                 a["subject"] = self.reveal_text(a["subject"])

@@ -34,7 +34,9 @@ __all__ = [
     "evaluate_anomalies",
     "compute_balances",
     "default_as_of",
+    "evaluate_scope",
     "instant_key",
+    "unclaimed_anomaly",
 ]
 
 RULES: tuple[str, ...] = (
@@ -396,11 +398,15 @@ def _no_gc():
 
 
 def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
-              thresholds: Thresholds) -> list[Anomaly]:
+              thresholds: Thresholds, candidates: list | None = None) -> list[Anomaly]:
     facts = facts if isinstance(facts, list) else list(facts)
     if not facts:
         return []
-    if as_of is None:
+    if candidates is not None:
+        # Scoped evaluation (see evaluate_scope): no as-of date at all.
+        D = None
+        log = _Log(facts, None)
+    elif as_of is None:
         # Default: the whole log; D is date(at) of the latest instant.
         D = default_as_of(facts)
         log = _Log(facts, None)
@@ -694,31 +700,14 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
             ))
 
     # ---- unclaimed_funds -------------------------------------------------
-    if D is not None:
-        returned = log.returned
+    if candidates is not None:
+        candidates.extend(_unclaimed_candidates(log))
+    elif D is not None:
         limit_days = thresholds.unclaimed_days
-        short = {}
-        for oid, c in credited.items():
-            o = orders.get(oid)
-            if o is None:
-                continue
-            pu = picked.get(oid, 0)
-            rt = returned.get(oid, 0)
-            if pu + rt < c:
-                short[oid] = (o, c, pu, rt)
-        for oid, lst in log.collect("disbursement.settled", set(short)).items():
-            o, c, pu, rt = short[oid]
-            creds = [x for x in lst if x["status"] == "credited"]
-            first = creds[0] if len(creds) == 1 else min(
-                creds, key=lambda x: (instant_key(x["at"]), x["seq"]))
-            days = (D - _dt.date.fromisoformat(first["at"][:10])).days
-            if days > limit_days:
-                add(Anomaly(
-                    "unclaimed_funds", oid, o["kk"],
-                    _uniq((oid, first["id"], *(x["id"] for x in creds))),
-                    f"{c - pu - rt} of {c} credited unclaimed "
-                    f"for {days} days (> {limit_days})",
-                ))
+        for cand in _unclaimed_candidates(log):
+            a = unclaimed_anomaly(*cand, D, limit_days)
+            if a is not None:
+                add(a)
 
     # One anomaly per (rule, primary); deterministic order.
     seen: set[tuple[str, str]] = set()
@@ -730,6 +719,69 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
             seen.add(k)
             result.append(a)
     return result
+
+
+#: One unclaimed-funds candidate: (order id, kk, credited, picked up, returned,
+#: date of the first credited settlement 'YYYY-MM-DD', fact ids).
+UnclaimedCandidate = tuple
+
+
+def _unclaimed_candidates(log: "_Log") -> list[UnclaimedCandidate]:
+    """Known orders with credited > 0 and picked up + returned < credited.
+
+    Whether one is an anomaly depends only on the as-of date (see
+    :func:`unclaimed_anomaly`), so a read model can keep these and apply the
+    date at query time.
+    """
+    orders, credited, picked, returned = log.orders, log.credited, log.picked, log.returned
+    short = {}
+    for oid, c in credited.items():
+        o = orders.get(oid)
+        if o is None:
+            continue
+        pu = picked.get(oid, 0)
+        rt = returned.get(oid, 0)
+        if pu + rt < c:
+            short[oid] = (o, c, pu, rt)
+    out = []
+    for oid, lst in log.collect("disbursement.settled", set(short)).items():
+        o, c, pu, rt = short[oid]
+        creds = [x for x in lst if x["status"] == "credited"]
+        first = creds[0] if len(creds) == 1 else min(
+            creds, key=lambda x: (instant_key(x["at"]), x["seq"]))
+        out.append((oid, o["kk"], c, pu, rt, first["at"][:10],
+                    _uniq((oid, first["id"], *(x["id"] for x in creds)))))
+    return out
+
+
+def unclaimed_anomaly(oid: str, kk: str, c: int, pu: int, rt: int, first_day: str,
+                      fact_ids: Iterable[str], as_of: _dt.date,
+                      limit_days: int) -> Anomaly | None:
+    """The unclaimed_funds anomaly of one candidate as of ``as_of``, if any."""
+    days = (as_of - _dt.date.fromisoformat(first_day)).days
+    if days <= limit_days:
+        return None
+    return Anomaly(
+        "unclaimed_funds", oid, kk, tuple(fact_ids),
+        f"{c - pu - rt} of {c} credited unclaimed "
+        f"for {days} days (> {limit_days})",
+    )
+
+
+def evaluate_scope(facts: Iterable[dict], thresholds: Thresholds = Thresholds()
+                   ) -> tuple[list[Anomaly], list[UnclaimedCandidate]]:
+    """Every rule but ``unclaimed_funds`` over ``facts``, plus the unclaimed
+    candidates (no as-of date is involved in either).
+
+    Given a subset of the log that is *closed* for some primaries (it holds
+    every fact their rules look at), the anomalies of those primaries equal the
+    ones of :func:`evaluate_anomalies` over the whole log; unclaimed_funds of
+    any as-of follows from the candidates (:func:`unclaimed_anomaly`).
+    """
+    candidates: list = []
+    with _no_gc():
+        found = _evaluate(facts, None, thresholds, candidates)
+    return found, candidates
 
 
 def _uniq(ids: Iterable[str]) -> tuple[str, ...]:

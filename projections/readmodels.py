@@ -16,37 +16,7 @@ import orjson
 
 from jejak.domain.facts import FACT_TYPES as SPEC_FACT_TYPES
 from jejak.store.datastore import Store
-
-
-class LogRecord:
-    """One decoded log entry as projections see it."""
-
-    __slots__ = ("index", "fact", "derived")
-
-    def __init__(self, index: int, fact: dict[str, Any], derived: dict[str, Any]) -> None:
-        self.index = index
-        self.fact = fact
-        self.derived = derived
-
-
-class ReadModel:
-    name: str = ""
-    tables: tuple[str, ...] = ()
-
-    def create_statements(self, store: Store) -> list[str]:
-        raise NotImplementedError
-
-    def apply(self, store: Store, cursor: Any, records: Sequence[LogRecord]) -> None:
-        raise NotImplementedError
-
-    @property
-    def position_name(self) -> str:
-        return f"projection.{self.name}"
-
-    def reset(self, store: Store, cursor: Any) -> None:
-        for table in self.tables:
-            store.execute(cursor, f"DELETE FROM {table}")
-        store.set_position_in(cursor, self.position_name, 0)
+from jejak.projections.base import LogRecord, ReadModel
 
 
 class FactIndex(ReadModel):
@@ -166,7 +136,12 @@ class Balances(ReadModel):
         return out
 
 
-READ_MODELS: tuple[ReadModel, ...] = (FactIndex(), Balances())
+from jejak.projections.anomalies import Anomalies  # noqa: E402  (it builds on FactIndex's p_facts)
+
+#: Applied in this order per batch: Anomalies reads p_facts, so FactIndex comes first.
+READ_MODELS: tuple[ReadModel, ...] = (FactIndex(), Balances(), Anomalies())
+
+__all__ = ["LogRecord", "ReadModel", "FactIndex", "Balances", "Anomalies", "READ_MODELS", "load_fact_rows"]
 
 
 def load_fact_rows(store: Store, where: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:

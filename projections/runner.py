@@ -62,6 +62,14 @@ class Projector:
                         cursor.execute(f"ANALYZE {table}")
         return done
 
+    def settle(self) -> int:
+        """Run the models' deferred work (re-evaluating the anomaly read
+        model's dirty scopes); readers call it before reading such a model.
+        Not part of catch_up, so a catch-up costs about what ingest does and
+        work on a scope touched by many catch-ups is done once."""
+        self.ensure_tables()
+        return sum(model.settle(self.store) for model in self.models)
+
     def _head_and_slowest_position(self) -> tuple[int, int]:
         """Log size and the lowest model position, in one query."""
         names = [m.position_name for m in self.models]

@@ -30,7 +30,8 @@ from jejak.generate import write_files
 from jejak.ledger import Ledger
 from jejak.projections import runner
 from jejak.projections.engine import Thresholds, compute_balances, evaluate_anomalies
-from jejak.projections.readmodels import Balances
+from jejak.projections.anomalies import Anomalies
+from jejak.projections.readmodels import Balances, load_fact_rows
 from jejak.projections.runner import Projector
 from jejak.reports import Reports
 from jejak.settings import Settings
@@ -386,12 +387,16 @@ def positions(store_url: str) -> dict[str, int]:
         store.close()
 
 
-def projection_state(store: Store) -> tuple[list[dict], int, int, list[tuple]]:
+def projection_state(store: Store) -> tuple[list[dict], int, int, list[tuple], list[dict]]:
     balances = sorted(Balances.query(store), key=lambda r: (r["kk"], r["program"]))
+    Projector(store).settle()
+    anomalies = Anomalies.query(store, Thresholds().unclaimed_days)
+    # the incremental anomaly read model == the full evaluation, exactly
+    assert anomalies == [a.to_dict() for a in evaluate_anomalies(load_fact_rows(store), None, Thresholds())]
     n_facts = store.query_one("SELECT COUNT(*) AS n FROM p_facts")["n"]
     n_orders = store.query_one("SELECT COUNT(*) AS n FROM p_orders")["n"]
     totals = sorted(tuple(dict(r).values()) for r in store.query("SELECT * FROM p_order_totals"))
-    return balances, n_facts, n_orders, totals
+    return balances, n_facts, n_orders, totals, anomalies
 
 
 def test_killed_catch_up_resumes_without_double_counting(ledger: Ledger, big_lines: list[bytes]) -> None:
