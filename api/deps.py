@@ -88,18 +88,9 @@ class ApiState:
 
     def _probe(self) -> tuple[int, int, int]:
         """(log size, lowest read-model position, last fact index) in one round trip."""
-        names = [model.position_name for model in self.reports.projector.models]
-        marks = ", ".join("?" for _ in names)
-        row = self.store.query_one(
-            f"SELECT (SELECT size FROM jejak_head WHERE id = 1) AS size, "
-            f"(SELECT COUNT(*) FROM jejak_positions WHERE name IN ({marks})) AS n, "
-            f"(SELECT MIN(position) FROM jejak_positions WHERE name IN ({marks})) AS low, "
-            f"(SELECT MAX(idx) FROM p_facts) AS last",
-            (*names, *names),
-        )
-        size = int(row["size"] or 0)
-        lowest = int(row["low"] or 0) if row["n"] == len(names) else -1  # a model never ran: catch up
-        return size, lowest, -1 if row["last"] is None else int(row["last"])
+        self.reports.projector.ensure_tables()
+        size, lowest, row = self.reports.projector.probe("(SELECT MAX(idx) FROM p_facts) AS last")
+        return int(size or 0), int(lowest), -1 if row["last"] is None else int(row["last"])
 
     def cached(self, key: Any, size: int, compute: Callable[[], Any]) -> Any:
         """`compute()` once per (key, log size)."""

@@ -296,16 +296,8 @@ class Ledger:
     # ------------------------------------------------------------------ reveal
     def reveal(self, token: str) -> str | None:
         """The clear value behind a token, or None once erased."""
-        if token in self._reveal_cache:
-            return self._reveal_cache[token]
-        row = self.store.query_one(
-            "SELECT sealed_dek, sealed_value FROM jejak_subjects WHERE token = ?", (token,)
-        )
-        value = None
-        if row is not None and row["sealed_dek"] is not None:
-            value = self.sealer.open(token, bytes(row["sealed_dek"]), bytes(row["sealed_value"]))
-        self._reveal_cache[token] = value
-        return value
+        self.reveal_many((token,))
+        return self._reveal_cache.get(token)
 
     def forget_reveals(self) -> None:
         """Drop every clear value opened so far (long-lived processes; see the API)."""

@@ -82,18 +82,29 @@ _ORPHAN_RULES = frozenset({"ghost_settlement", "pickup_without_disbursement", "d
 def select_in(store: Store, cursor: Any, select: str, column: str, values: Sequence[Any],
               params: Sequence[Any] = ()) -> list[Any]:
     """Rows of ``select`` (which ends in a WHERE condition) AND column IN values."""
+    return _in(store, cursor, select, column, values, params, fetch=True)
+
+
+def _in(store: Store, cursor: Any, statement: str, column: str, values: Sequence[Any],
+        params: Sequence[Any], *, fetch: bool) -> list[Any]:
+    """Run ``statement AND column IN values`` (one array parameter on PostgreSQL,
+    chunks under SQLite's parameter limit otherwise); the rows if ``fetch``."""
     rows: list[Any] = []
     if not values:
         return rows
     if store.is_postgres:
-        store.execute(cursor, f"{select} AND {column} = ANY(?)", (*params, list(values)))
-        return list(cursor.fetchall())
-    values = list(values)
-    for start in range(0, len(values), 900):
-        chunk = values[start:start + 900]
-        marks = ", ".join("?" for _ in chunk)
-        store.execute(cursor, f"{select} AND {column} IN ({marks})", (*params, *chunk))
-        rows.extend(cursor.fetchall())
+        chunks = [None]
+    else:
+        values = list(values)
+        chunks = [values[start:start + 900] for start in range(0, len(values), 900)]
+    for chunk in chunks:
+        if chunk is None:
+            store.execute(cursor, f"{statement} AND {column} = ANY(?)", (*params, list(values)))
+        else:
+            marks = ", ".join("?" for _ in chunk)
+            store.execute(cursor, f"{statement} AND {column} IN ({marks})", (*params, *chunk))
+        if fetch:
+            rows.extend(cursor.fetchall())
     return rows
 
 
@@ -412,14 +423,7 @@ def _body(r: LogRecord) -> bytes:
 
 def _delete_in(store: Store, cursor: Any, delete: str, column: str, values: Sequence[Any],
                params: Sequence[Any] = ()) -> None:
-    if store.is_postgres:
-        store.execute(cursor, f"{delete} AND {column} = ANY(?)", (*params, list(values)))
-        return
-    values = list(values)
-    for start in range(0, len(values), 900):
-        chunk = values[start:start + 900]
-        marks = ", ".join("?" for _ in chunk)
-        store.execute(cursor, f"{delete} AND {column} IN ({marks})", (*params, *chunk))
+    _in(store, cursor, delete, column, values, params, fetch=False)
 
 
 def _latest(ats: list[tuple[str, int]]) -> tuple[int, str, int, str]:

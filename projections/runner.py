@@ -36,7 +36,7 @@ class Projector:
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Apply every log entry not yet applied; returns how many entries were read."""
         self.ensure_tables()
-        size, start = self._head_and_slowest_position()
+        size, start, _ = self.probe()
         if start >= size:
             return 0
         done = 0
@@ -70,18 +70,22 @@ class Projector:
         self.ensure_tables()
         return sum(model.settle(self.store) for model in self.models)
 
-    def _head_and_slowest_position(self) -> tuple[int, int]:
-        """Log size and the lowest model position, in one query."""
+    def probe(self, *extra: str) -> tuple[int, int, Any]:
+        """(log size, lowest model position, extra scalar subqueries' row) in one query.
+
+        The lowest position is 0 while any model has never run. `extra` are
+        `(SELECT ...) AS name` columns a caller wants in the same round trip."""
         names = [m.position_name for m in self.models]
         marks = ", ".join("?" for _ in names)
+        more = "".join(f", {column}" for column in extra)
         row = self.store.query_one(
             f"SELECT (SELECT size FROM jejak_head WHERE id = 1) AS size, "
             f"(SELECT COUNT(*) FROM jejak_positions WHERE name IN ({marks})) AS n, "
-            f"(SELECT MIN(position) FROM jejak_positions WHERE name IN ({marks})) AS low",
+            f"(SELECT MIN(position) FROM jejak_positions WHERE name IN ({marks})) AS low{more}",
             (*names, *names),
         )
         low = row["low"] if row["n"] == len(names) and row["low"] is not None else 0
-        return row["size"], low
+        return row["size"], low, row
 
     def _apply(self, model: ReadModel, records: Sequence[LogRecord], stop: int) -> None:
         with self.store.transaction(commit=True) as cursor:
