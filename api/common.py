@@ -128,6 +128,18 @@ def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------- JSON
+
+
+def json_bytes_response(body: Any) -> Response:
+    """An answer serialised by orjson, skipping FastAPI's response-model validation.
+
+    For routes whose handler builds exactly the shape of its declared
+    `response_model` (which still documents it in the OpenAPI schema); the
+    schemathesis tests check the two agree."""
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 # ---------------------------------------------------------------- log reads
 
 

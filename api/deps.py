@@ -9,6 +9,7 @@ from collections import OrderedDict
 from typing import Annotated, Any, Callable
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jejak.api.access import AccessLog, ensure_access_table
@@ -47,8 +48,9 @@ class ApiState:
             raise
         self._catch_up_lock = threading.Lock()
         self._seen_size = -1
-        self._last_refresh: tuple[float, tuple[int, int]] | None = None
+        self._last_refresh: tuple[float, tuple[int, int, int | None]] | None = None
         self._last_checkpoint: tuple[float, StoredCheckpoint | None] | None = None
+        self._checkpoint_by_seq: StoredCheckpoint | None = None
         self._cache_lock = threading.Lock()
         self._cache: dict[Any, tuple[int, Any]] = {}
         self._responses: OrderedDict[Any, tuple[int, bytes]] = OrderedDict()
@@ -56,41 +58,50 @@ class ApiState:
     def close(self) -> None:
         self.ledger.close()
 
-    def refresh(self, max_age: float = 0.0) -> tuple[int, int]:
+    def recent_refresh(self, max_age: float) -> tuple[int, int, int | None] | None:
+        """The last `_refresh` answer if younger than `max_age` seconds, else None (never blocks)."""
+        last = self._last_refresh
+        if last is not None and time.monotonic() - last[0] < max_age:
+            return last[1]
+        return None
+
+    def refresh(self, max_age: float = 0.0) -> tuple[int, int, int | None]:
         """`_refresh`, or its last answer if younger than `max_age` seconds (public answers only)."""
         if max_age > 0:
-            last = self._last_refresh
-            if last is not None and time.monotonic() - last[0] < max_age:
-                return last[1]
+            recent = self.recent_refresh(max_age)
+            if recent is not None:
+                return recent
         answer = self._refresh()
         self._last_refresh = (time.monotonic(), answer)
         return answer
 
-    def _refresh(self) -> tuple[int, int]:
-        """Bring the read models up to date; returns (log size, fact-index version).
+    def _refresh(self) -> tuple[int, int, int | None]:
+        """Bring the read models up to date; returns (log size, fact-index version, latest checkpoint seq).
 
         The version is the last log index in the fact index: jejak's own facts
         (access records) grow the log but leave it, and every cached
         computation over facts, unchanged. When every read model is at the
         head (the usual case: access records move caught-up models along) this
         is one query per request."""
-        size, lowest, version = self._probe()
+        size, lowest, version, checkpoint_seq = self._probe()
         if lowest < size:
             with self._catch_up_lock:
                 self.reports.catch_up()
-                size, lowest, version = self._probe()
+                size, lowest, version, checkpoint_seq = self._probe()
         if size != self._seen_size:
             # Anything appended may be an erasure (recorded by another process):
             # forget every clear value opened so far rather than show one too long.
             self.ledger.forget_reveals()
             self._seen_size = size
-        return size, version
+        return size, version, checkpoint_seq
 
-    def _probe(self) -> tuple[int, int, int]:
-        """(log size, lowest read-model position, last fact index) in one round trip."""
+    def _probe(self) -> tuple[int, int, int, int | None]:
+        """(log size, lowest read-model position, last fact index, latest checkpoint seq) in one round trip."""
         self.reports.projector.ensure_tables()
-        size, lowest, row = self.reports.projector.probe("(SELECT MAX(idx) FROM p_facts) AS last")
-        return int(size or 0), int(lowest), -1 if row["last"] is None else int(row["last"])
+        size, lowest, row = self.reports.projector.probe(
+            "(SELECT MAX(idx) FROM p_facts) AS last", "(SELECT MAX(seq) FROM jejak_checkpoints) AS cp_seq")
+        last, cp_seq = row["last"], row["cp_seq"]
+        return int(size or 0), int(lowest), -1 if last is None else int(last), None if cp_seq is None else int(cp_seq)
 
     def cached(self, key: Any, size: int, compute: Callable[[], Any]) -> Any:
         """`compute()` once per (key, log size)."""
@@ -104,6 +115,15 @@ class ApiState:
                 self._cache.clear()
             self._cache[key] = (size, value)
         return value
+
+    def cached_response_hit(self, key: Any, version: int) -> bytes | None:
+        """The cached bytes of a public answer for this version, or None (never computes)."""
+        with self._cache_lock:
+            hit = self._responses.get(key)
+            if hit is not None and hit[0] == version:
+                self._responses.move_to_end(key)
+                return hit[1]
+        return None
 
     def cached_response(self, key: Any, version: int, compute: Callable[[], bytes]) -> bytes:
         """A public answer's bytes, once per (key, fact-index version); least recently used go first."""
@@ -120,6 +140,19 @@ class ApiState:
                 self._responses.popitem(last=False)
         return body
 
+    def checkpoint_with_seq(self, seq: int | None) -> StoredCheckpoint | None:
+        """The latest checkpoint as a probe saw it (its seq): stored checkpoints never
+        change, so it is read only when a newer one was issued."""
+        if seq is None:
+            return None
+        known = self._checkpoint_by_seq
+        if known is not None and known.seq == seq:
+            return known
+        checkpoint = self.transparency.latest_checkpoint()
+        if checkpoint is not None and checkpoint.seq >= seq:
+            self._checkpoint_by_seq = checkpoint
+        return checkpoint
+
     def latest_checkpoint(self, max_age: float = 0.0) -> StoredCheckpoint | None:
         if max_age > 0:
             last = self._last_checkpoint
@@ -133,13 +166,20 @@ class ApiState:
 class Fresh:
     """A request's view: the state, with read models caught up (once per request)."""
 
-    def __init__(self, state: ApiState, size: int, version: int) -> None:
+    def __init__(self, state: ApiState, size: int, version: int, checkpoint_seq: int | None = None) -> None:
         self.state = state
         self.size = size
         self.version = version
+        self.checkpoint_seq = checkpoint_seq
+
+    def checkpoint(self) -> StoredCheckpoint | None:
+        """The latest checkpoint as of this request's probe (no query unless a new one was issued)."""
+        return self.state.checkpoint_with_seq(self.checkpoint_seq)
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    # async (as are the other dependencies that never block): FastAPI runs a
+    # sync dependency in its thread pool, a thread hop per dependency per request.
     state = getattr(request.app.state, "api", None)
     if state is None:
         raise ApiError(503, "the ledger is not open yet", "unavailable")
@@ -151,10 +191,14 @@ def fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
     return Fresh(state, *state.refresh())
 
 
-def public_fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
+async def public_fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
     """Like `fresh`, but may be up to PUBLIC_LAG_S old: no inspector reads its own
-    writes through the public API, and under load it saves a query per request."""
-    return Fresh(state, *state.refresh(max_age=PUBLIC_LAG_S))
+    writes through the public API, and under load it saves a query per request.
+    Async: a recent answer is returned on the event loop; only a probe goes to a thread."""
+    answer = state.recent_refresh(PUBLIC_LAG_S)
+    if answer is None:
+        answer = await run_in_threadpool(state.refresh, PUBLIC_LAG_S)
+    return Fresh(state, *answer)
 
 
 bearer = HTTPBearer(auto_error=False, description="API token from `jejak token create --role R --name N`")
@@ -174,7 +218,7 @@ def current_principal(
 
 
 def require(*roles: str) -> Callable[..., Principal]:
-    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in roles:
             raise ApiError(403, f"role {principal.role!r} may not use this; it needs one of: {', '.join(roles)}")
         return principal

@@ -1,60 +1,111 @@
-"""Audit trails: every fact about a family or a person, in log order, revealed."""
+"""Audit trails: every fact about a family or a person, in log order, revealed.
+
+A trail page is read in one query (the subject's log indices, the page's log
+rows and their stored events together) and answered as JSON bytes built from
+plain dicts: the response model (`TrailOut`) still documents the answer in the
+OpenAPI schema, but validating and serialising ~30 nested fact dicts through
+pydantic cost more CPU than the rest of the read.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from jejak.api.common import decode, entries_at, proof_for
+from jejak.api.common import decode
 from jejak.api.deps import ApiState
 from jejak.api.errors import ApiError
-from jejak.api.schemas import FactEntry
-from jejak.transparency import StoredCheckpoint
+from jejak.store.vault import is_token
+from jejak.transparency import ProofRequestError, StoredCheckpoint
+
+ORDERED = "disbursement.ordered"
 
 
-def _indices(state: ApiState, column: str, token: str, orders_sql: str, orders_params: tuple) -> list[int]:
-    """Log indices of facts naming the subject, plus facts on the subject's orders."""
+def _subject_indices_sql(state: ApiState, column: str, orders_sql: str) -> str:
+    """SELECT of the log indices of facts naming the subject, plus facts on the subject's orders."""
     if state.store.is_postgres:
         # ANY(ARRAY(subquery)) runs the subquery once and keeps index scans on
         # both branches; an IN-subquery under OR can plan as a full scan.
-        sql = f"SELECT idx FROM p_facts WHERE {column} = ? OR ref = ANY(ARRAY({orders_sql})) ORDER BY idx"
-    else:
-        sql = f"SELECT idx FROM p_facts WHERE {column} = ? UNION SELECT idx FROM p_facts WHERE ref IN ({orders_sql}) ORDER BY idx"
-    return [r["idx"] for r in state.store.query(sql, (token, *orders_params))]
+        return f"SELECT idx FROM p_facts WHERE {column} = ? OR ref = ANY(ARRAY({orders_sql}))"
+    return f"SELECT idx FROM p_facts WHERE {column} = ? UNION SELECT idx FROM p_facts WHERE ref IN ({orders_sql})"
+
+
+FAMILY = ("kk", "SELECT order_id FROM p_orders WHERE kk = ?")
+PERSON = ("nik", "SELECT fact_id FROM p_facts WHERE nik = ? AND type = ?")
+
+
+def _params(kind: tuple[str, str], token: str) -> tuple[Any, ...]:
+    return (token, token) if kind is FAMILY else (token, token, ORDERED)
+
+
+def trail_page(state: ApiState, kind: tuple[str, str], token: str, after: int,
+               limit: int) -> tuple[list[tuple[int, str, bytes, bytes | None]], bool]:
+    """Log rows (index, fact_id, chain, leaf) of the subject after index `after`, at most `limit`,
+    and whether more follow; one query."""
+    column, orders_sql = kind
+    events = state.store.recorder.events_table_name  # type: ignore[attr-defined]
+    rows = state.store.query(
+        f"SELECT l.idx AS idx, l.fact_id AS fact_id, l.chain AS chain, e.state AS state "
+        f"FROM jejak_log l LEFT JOIN {events} e "
+        f"ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
+        f"WHERE l.idx IN ({_subject_indices_sql(state, column, orders_sql)}) AND l.idx > ? "
+        f"ORDER BY l.idx LIMIT ?",
+        (*_params(kind, token), after, limit + 1),
+    )
+    page = [(r["idx"], r["fact_id"], bytes(r["chain"]), None if r["state"] is None else bytes(r["state"]))
+            for r in rows[:limit]]
+    return page, len(rows) > limit
+
+
+def _indices(state: ApiState, kind: tuple[str, str], token: str) -> list[int]:
+    column, orders_sql = kind
+    sql = _subject_indices_sql(state, column, orders_sql) + " ORDER BY idx"
+    return [r["idx"] for r in state.store.query(sql, _params(kind, token))]
 
 
 def family_indices(state: ApiState, kk_token: str) -> list[int]:
-    return _indices(state, "kk", kk_token, "SELECT order_id FROM p_orders WHERE kk = ?", (kk_token,))
+    return _indices(state, FAMILY, kk_token)
 
 
 def person_indices(state: ApiState, nik_token: str) -> list[int]:
-    return _indices(
-        state, "nik", nik_token, "SELECT fact_id FROM p_facts WHERE nik = ? AND type = ?",
-        (nik_token, "disbursement.ordered"),
-    )
+    return _indices(state, PERSON, nik_token)
 
 
 def reveal(state: ApiState, protected: dict[str, Any]) -> dict[str, Any]:
     return state.ledger.reveal_fact(protected)
 
 
-def fact_entries(state: ApiState, indices: list[int], *, with_proof: bool,
-                 checkpoint: StoredCheckpoint | None) -> list[FactEntry]:
-    found = entries_at(state.store, indices)
-    protected_by_index = {idx: decode(leaf) for idx, (_fid, _chain, leaf) in found.items() if leaf is not None}
-    state.ledger.reveal_many(v for fact in protected_by_index.values() for v in fact.values() if isinstance(v, str))
-    out = []
-    for idx in indices:
-        if idx not in found:
-            continue
-        fact_id, chain, leaf = found[idx]
+def proof_dict(state: ApiState, index: int, checkpoint: StoredCheckpoint | None) -> dict[str, Any] | None:
+    """Inclusion proof of `index` against the checkpoint as the InclusionProof dict (None if not covered)."""
+    if checkpoint is None or index >= checkpoint.size:
+        return None
+    try:
+        return state.transparency.prove(index, checkpoint.size)
+    except ProofRequestError:
+        return None
+
+
+def entry_dicts(state: ApiState, rows: Sequence[tuple[int, str, bytes, bytes | None]], *, with_proof: bool,
+                checkpoint: StoredCheckpoint | None) -> list[dict[str, Any]]:
+    """`FactEntry`-shaped dicts (same keys, same order) for log rows, personal fields revealed."""
+    protected = []
+    for idx, _fact_id, _chain, leaf in rows:
         if leaf is None:
             raise ApiError(500, f"log entry {idx} has no stored event; the operator should run `jejak verify`")
-        fact = reveal(state, protected_by_index[idx])
-        out.append(
-            FactEntry(
-                index=idx, fact_id=fact_id, type=str(fact.get("type", "")), at=str(fact.get("at", "")),
-                chain=chain.hex(), fact=fact,
-                proof=proof_for(state.transparency, idx, checkpoint) if with_proof else None,
-            )
-        )
+        protected.append(decode(leaf))
+    state.ledger.reveal_many(v for fact in protected for v in fact.values() if is_token(v))
+    out = []
+    for (idx, fact_id, chain, _leaf), fact in zip(rows, protected):
+        fact = reveal(state, fact)
+        out.append({
+            "index": idx, "fact_id": fact_id, "type": str(fact.get("type", "")), "at": str(fact.get("at", "")),
+            "chain": chain.hex(), "fact": fact,
+            "proof": proof_dict(state, idx, checkpoint) if with_proof else None,
+        })
     return out
+
+
+def fact_entries(state: ApiState, indices: list[int], *, with_proof: bool,
+                 checkpoint: StoredCheckpoint | None) -> list[dict[str, Any]]:
+    """Entry dicts for the given log indices (indices not in the log are left out)."""
+    rows = [(idx, fact_id, chain, leaf) for idx, fact_id, chain, leaf, _topic in state.store.read_log_at(indices)]
+    return entry_dicts(state, rows, with_proof=with_proof, checkpoint=checkpoint)

@@ -268,17 +268,21 @@ class Ledger:
                 "source": {"kind": "jejak", "id": "jejak"}, **item.fields,
             }
             prepared.append(PreparedFact(item.fact_id, self.mapper.to_stored_event(new_fact_event(fact, {}, now)), ()))
-        with self.store.transaction(commit=True) as cursor:
-            self.store.recorder.record_facts_in(cursor, prepared, self.sealer)
-            size, _chain = self.store.recorder.read_head(cursor)
-            # Read models ignore jejak's own facts, so one that was caught up
-            # stays caught up: move it past these facts instead of making the
-            # next reader replay them (an inspector API request records one each).
-            self.store.execute(
-                cursor,
-                "UPDATE jejak_positions SET position = ? WHERE position = ? AND name LIKE ?",
-                (size, size - len(prepared), "projection.%"),
-            )
+        # Pipelined on PostgreSQL: a handful of rows, and most statements' answers
+        # are never read (one access record was ~17 round trips, now 4).
+        with self.store.transaction(commit=True, pipelined=True) as cursor:
+            statuses = self.store.recorder.record_facts_in(cursor, prepared, self.sealer)
+            added = sum(1 for status in statuses if status == ACCEPTED)
+            if added:
+                # Read models ignore jejak's own facts, so one that was caught up
+                # stays caught up: move it past these facts instead of making the
+                # next reader replay them (an inspector API request records one each).
+                self.store.execute(
+                    cursor,
+                    "UPDATE jejak_positions SET position = position + ? "
+                    "WHERE position = (SELECT size FROM jejak_head WHERE id = 1) - ? AND name LIKE ?",
+                    (added, added, "projection.%"),
+                )
             for item in facts:
                 if item.also is not None:
                     item.also(cursor)

@@ -126,17 +126,29 @@ class Transparency:
         return size
 
     def prove(self, index: int, size: int | None = None) -> dict[str, Any]:
-        """Inclusion proof, read in one transaction (one consistent tree head)."""
-        with self.store.transaction(commit=False) as cursor:
-            size = self._check_size(size, self.store.recorder.read_head(cursor)[0])
-            if not 0 <= index < size:
-                raise ProofRequestError(f"index must be between 0 and {size - 1} for a tree of size {size}, got {index}")
-            # One read for the leaf, its audit path and the root's nodes.
-            reader = PrefetchedReader(_CursorReader(self.store, cursor),
-                                      [(0, index), *inclusion_keys(index, size), *frontier_keys(size)])
-            nodes = reader.get_nodes([(0, index)])
-            if (0, index) not in nodes:
-                raise ProofRequestError(f"leaf hash {index} is missing from the store; run `jejak verify`")
+        """Inclusion proof, usually in one read.
+
+        With `size` given (the API passes its checkpoint's), the leaf, audit
+        path and root nodes are read in one query and the head is not read:
+        every node of a tree of `size` leaves exists only once the log has
+        that many entries (the last root node ends at leaf size - 1), so a
+        complete answer proves the size is within the log. Anything missing
+        or out of range reads the head to name the problem exactly as before.
+        """
+        with self.store.reading() as cursor:
+            if size is None or not 0 <= index < size:
+                size = self._check_size(size, self.store.recorder.read_head(cursor)[0])
+                if not 0 <= index < size:
+                    raise ProofRequestError(
+                        f"index must be between 0 and {size - 1} for a tree of size {size}, got {index}")
+            keys = list(dict.fromkeys([(0, index), *inclusion_keys(index, size), *frontier_keys(size)]))
+            cursor_reader = _CursorReader(self.store, cursor)
+            nodes = cursor_reader.get_nodes(keys)
+            if len(nodes) < len(keys):
+                self._check_size(size, self.store.recorder.read_head(cursor)[0])
+                if (0, index) not in nodes:
+                    raise ProofRequestError(f"leaf hash {index} is missing from the store; run `jejak verify`")
+            reader = _FixedReader(nodes, cursor_reader)
             proof = inclusion_proof(index, size, reader)
             root = root_at(size, reader)
         return {
@@ -148,7 +160,7 @@ class Transparency:
         }
 
     def consistency(self, size1: int, size2: int | None = None) -> dict[str, Any]:
-        with self.store.transaction(commit=False) as cursor:
+        with self.store.reading() as cursor:
             size2 = self._check_size(size2, self.store.recorder.read_head(cursor)[0])
             if not 1 <= size1 <= size2:
                 raise ProofRequestError(f"old size must be between 1 and {size2}, got {size1}")
@@ -288,6 +300,19 @@ class _LevelsReader:
             if level < len(self.levels) and (idx + 1) * 32 <= len(self.levels[level]):
                 out[(level, idx)] = bytes(self.levels[level][idx * 32 : idx * 32 + 32])
         return out
+
+
+class _FixedReader:
+    """Nodes read already; anything else from `reader` (which raises the usual MissingNode)."""
+
+    def __init__(self, nodes: dict[tuple[int, int], bytes], reader: Any) -> None:
+        self._nodes, self._reader = nodes, reader
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        missing = [k for k in keys if k not in self._nodes]
+        if missing:
+            self._nodes.update(self._reader.get_nodes(missing))
+        return {k: self._nodes[k] for k in keys if k in self._nodes}
 
 
 class _CursorReader:

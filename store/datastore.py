@@ -89,7 +89,21 @@ class Store:
 
     # -- transactions ----------------------------------------------------------
     @contextlib.contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Any]:
+    def transaction(self, *, commit: bool, pipelined: bool = False) -> Iterator[Any]:
+        """A transaction's cursor.
+
+        `pipelined` (PostgreSQL; ignored on SQLite): the transaction runs in
+        psycopg's pipeline mode, so BEGIN, statements whose results nobody
+        reads (inserts, updates) and COMMIT are sent without waiting for each
+        answer; a read waits only for what was queued before it. Meant for
+        small writes (COPY is not allowed in pipeline mode). An error in any
+        statement still fails the whole transaction, at the latest at COMMIT.
+        """
+        if pipelined and self.is_postgres:
+            with self.datastore.get_connection() as conn, conn.pipeline(), \
+                    conn.transaction(force_rollback=not commit):
+                yield conn.cursor()
+            return
         with self.datastore.transaction(commit=commit) as cursor:
             yield cursor
 
@@ -100,8 +114,29 @@ class Store:
         cursor.execute(self.sql(text), tuple(params))
         return cursor
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A cursor for reads only.
+
+        PostgreSQL: the pool's connections are in autocommit mode, so no
+        BEGIN/ROLLBACK round trips (two of three for a one-statement read);
+        each statement sees its own snapshot, exactly as inside a READ
+        COMMITTED transaction. SQLite: a read transaction (one snapshot).
+        """
+        if not self.is_postgres:
+            with self.transaction(commit=False) as cursor:
+                yield cursor
+            return
+        with self.datastore.get_connection() as conn:
+            if not conn.autocommit:  # not eventsourcing's pool setup: fall back to a transaction
+                with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+                    yield cursor
+                return
+            with conn.cursor() as cursor:
+                yield cursor
+
     def query(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self.transaction(commit=False) as cursor:
+        with self.reading() as cursor:
             cursor.execute(self.sql(text), tuple(params))
             return list(cursor.fetchall())
 

@@ -4,12 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from jejak.api.common import FACT_ID_PATTERN, V1_ERRORS, Reason, decode, entries_at
+from jejak.api.common import FACT_ID_PATTERN, V1_ERRORS, Reason, decode, entries_at, json_bytes_response
 from jejak.api.deps import ANY_ROLE, Fresh, audit_access, fresh, require
 from jejak.api.errors import ApiError
 from jejak.api.schemas import FactEntry
 from jejak.api.tokens import Principal
-from jejak.api.trails import fact_entries
+from jejak.api.trails import entry_dicts
 
 router = APIRouter(prefix="/v1/facts", tags=["inspector: facts"])
 
@@ -32,4 +32,5 @@ def fact(
     protected = decode(found[idx][2])
     subject = protected.get("kk") or protected.get("nik")
     audit_access(request, f.state, who, subject if isinstance(subject, str) else None, reason)
-    return fact_entries(f.state, [idx], with_proof=True, checkpoint=f.state.latest_checkpoint())[0]
+    entry = entry_dicts(f.state, [(idx, *found[idx])], with_proof=True, checkpoint=f.checkpoint())[0]
+    return json_bytes_response(entry)  # type: ignore[return-value]

@@ -4,27 +4,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from jejak.api.common import CSV_OK, KK_PATTERN, V1_ERRORS, Cursor, Format, Limit, Reason, csv_response, decode_cursor, encode_cursor, wants_csv
+from jejak.api.common import CSV_OK, KK_PATTERN, V1_ERRORS, Cursor, Format, Limit, Reason, csv_response, decode_cursor, encode_cursor, json_bytes_response, wants_csv
 from jejak.api.deps import INSPECTOR, Fresh, audit_access, fresh, require
 from jejak.api.schemas import TrailOut
 from jejak.api.tokens import Principal
-from jejak.api.trails import fact_entries, family_indices
+from jejak.api.trails import FAMILY, entry_dicts, trail_page
 
 router = APIRouter(prefix="/v1/families", tags=["inspector: trails"])
 
 TRAIL_COLUMNS = ["index", "fact_id", "type", "at", "chain", "fact", "proof"]
 
 
-def trail_response(request, f: Fresh, subject: str, indices: list[int], proof: bool, limit: int, cursor, format):
+def trail_response(request, f: Fresh, subject: str, kind, token: str, proof: bool, limit: int, cursor, format):
+    """One page of a trail (JSON bytes shaped as TrailOut, or CSV)."""
     after = decode_cursor(cursor, "i") if cursor else -1
-    todo = [i for i in indices if i > after]
-    page, more = todo[:limit], len(todo) > limit
-    cp = f.state.latest_checkpoint()
-    items = fact_entries(f.state, page, with_proof=proof, checkpoint=cp)
-    nxt = encode_cursor("i", page[-1]) if more and page else None
+    rows, more = trail_page(f.state, kind, token, after, limit)
+    cp = f.checkpoint()
+    items = entry_dicts(f.state, rows, with_proof=proof, checkpoint=cp)
+    nxt = encode_cursor("i", rows[-1][0]) if more and rows else None
     if wants_csv(request, format):
-        return csv_response((i.model_dump() for i in items), TRAIL_COLUMNS, nxt, f"{subject}-trail")
-    return TrailOut(subject=subject, checkpoint_size=None if cp is None else cp.size, items=items, next_cursor=nxt)
+        return csv_response(items, TRAIL_COLUMNS, nxt, f"{subject}-trail")
+    return json_bytes_response({"subject": subject, "checkpoint_size": None if cp is None else cp.size,
+                                "items": items, "next_cursor": nxt})
 
 
 @router.get("/{kk}/trail", response_model=TrailOut, responses={**V1_ERRORS, **CSV_OK})
@@ -42,4 +43,4 @@ def family_trail(
     """Every fact about a family (its own facts and those on its orders), in log order."""
     token = f.state.ledger.tokenizer.token("kk", kk)
     audit_access(request, f.state, who, token, reason)
-    return trail_response(request, f, "family", family_indices(f.state, token), proof, limit, cursor, format)
+    return trail_response(request, f, "family", FAMILY, token, proof, limit, cursor, format)

@@ -9,7 +9,7 @@ from jejak.api.deps import INSPECTOR, Fresh, audit_access, fresh, require
 from jejak.api.routers.families import trail_response
 from jejak.api.schemas import TrailOut
 from jejak.api.tokens import Principal
-from jejak.api.trails import person_indices
+from jejak.api.trails import PERSON
 
 router = APIRouter(prefix="/v1/people", tags=["inspector: trails"])
 
@@ -29,4 +29,4 @@ def person_trail(
     """Every fact naming a person (and the settlements and returns of orders to them), in log order."""
     token = f.state.ledger.tokenizer.token("nik", nik)
     audit_access(request, f.state, who, token, reason)
-    return trail_response(request, f, "person", person_indices(f.state, token), proof, limit, cursor, format)
+    return trail_response(request, f, "person", PERSON, token, proof, limit, cursor, format)

@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, Depends, Query
 
-from jejak.api.common import PUBLIC_ERRORS
+from jejak.api.common import PUBLIC_ERRORS, json_bytes_response
 from jejak.api.deps import PUBLIC_LAG_S, ApiState, get_state
 from jejak.api.errors import ApiError
 from jejak.api.schemas import ConsistencyProof, InclusionProof
@@ -30,7 +30,7 @@ def inclusion(
 ) -> InclusionProof:
     """RFC 9162 inclusion proof of one log entry in the tree of `size` entries (404 beyond the log)."""
     try:
-        return InclusionProof(**state.transparency.prove(index, _default_size(state, size)))
+        return json_bytes_response(state.transparency.prove(index, _default_size(state, size)))  # type: ignore[return-value]
     except ProofRequestError as exc:
         raise ApiError(404, str(exc), "no_such_proof") from None
 
@@ -43,6 +43,6 @@ def consistency(
 ) -> ConsistencyProof:
     """RFC 9162 consistency proof: the tree of `size2` extends the tree of `size1`."""
     try:
-        return ConsistencyProof(**state.transparency.consistency(size1, _default_size(state, size2)))
+        return json_bytes_response(state.transparency.consistency(size1, _default_size(state, size2)))  # type: ignore[return-value]
     except ProofRequestError as exc:
         raise ApiError(404, str(exc), "no_such_proof") from None

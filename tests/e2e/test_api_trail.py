@@ -137,3 +137,35 @@ def test_trail_csv(deployment: Deployment, inspector, accept) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [row["fact_id"] for row in rows] == expected_family_ids(deployment, kk)
+
+
+def test_answers_built_without_pydantic_match_their_response_models(deployment: Deployment, inspector, public) -> None:
+    """Trails, facts and proofs are serialised straight from dicts: the same JSON their models would give."""
+    from jejak.api.schemas import ConsistencyProof, FactEntry, InclusionProof, TrailOut
+
+    kk = busiest(deployment, "kk")
+    for params in (REASON, {**REASON, "proof": "true"}, {**REASON, "limit": 3}):
+        r = inspector.get(f"/v1/families/{kk}/trail", params=params)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        assert TrailOut.model_validate(r.json()).model_dump(mode="json") == r.json()
+    order = deployment.facts_of_type("disbursement.ordered")[0]
+    r = inspector.get(f"/v1/facts/{order['id']}", params=REASON)
+    assert FactEntry.model_validate(r.json()).model_dump(mode="json") == r.json()
+    size = deployment.checkpoint_size
+    r = public.get("/public/v1/proofs/inclusion", params={"index": 3, "size": size})
+    assert InclusionProof.model_validate(r.json()).model_dump(mode="json") == r.json()
+    r = public.get("/public/v1/proofs/consistency", params={"size1": 5, "size2": size})
+    assert ConsistencyProof.model_validate(r.json()).model_dump(mode="json") == r.json()
+
+
+def test_a_new_checkpoint_shows_in_the_next_trail(deployment: Deployment, inspector, public) -> None:
+    """The trail's checkpoint is the latest one as of the request (cached only while no newer one exists)."""
+    kk = busiest(deployment, "kk")
+    before = inspector.get(f"/v1/families/{kk}/trail", params=REASON).json()["checkpoint_size"]
+    assert before == public.get("/public/v1/checkpoint").json()["size"]
+    deployment.cli("checkpoint")  # another process; the access records above grew the log
+    latest = public.get("/public/v1/checkpoint").json()["size"]
+    assert latest > before
+    body = inspector.get(f"/v1/families/{kk}/trail", params={**REASON, "proof": "true"}).json()
+    assert body["checkpoint_size"] == latest
+    assert all(item["proof"]["size"] == latest for item in body["items"])
