@@ -268,9 +268,7 @@ class Ledger:
                 "source": {"kind": "jejak", "id": "jejak"}, **item.fields,
             }
             prepared.append(PreparedFact(item.fact_id, self.mapper.to_stored_event(new_fact_event(fact, {}, now)), ()))
-        # Pipelined on PostgreSQL: a handful of rows, and most statements' answers
-        # are never read (one access record was ~17 round trips, now 4).
-        with self.store.transaction(commit=True, pipelined=True) as cursor:
+        with self.store.transaction(commit=True) as cursor:
             statuses = self.store.recorder.record_facts_in(cursor, prepared, self.sealer)
             added = sum(1 for status in statuses if status == ACCEPTED)
             if added:

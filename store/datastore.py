@@ -89,21 +89,7 @@ class Store:
 
     # -- transactions ----------------------------------------------------------
     @contextlib.contextmanager
-    def transaction(self, *, commit: bool, pipelined: bool = False) -> Iterator[Any]:
-        """A transaction's cursor.
-
-        `pipelined` (PostgreSQL; ignored on SQLite): the transaction runs in
-        psycopg's pipeline mode, so BEGIN, statements whose results nobody
-        reads (inserts, updates) and COMMIT are sent without waiting for each
-        answer; a read waits only for what was queued before it. Meant for
-        small writes (COPY is not allowed in pipeline mode). An error in any
-        statement still fails the whole transaction, at the latest at COMMIT.
-        """
-        if pipelined and self.is_postgres:
-            with self.datastore.get_connection() as conn, conn.pipeline(), \
-                    conn.transaction(force_rollback=not commit):
-                yield conn.cursor()
-            return
+    def transaction(self, *, commit: bool) -> Iterator[Any]:
         with self.datastore.transaction(commit=commit) as cursor:
             yield cursor
 

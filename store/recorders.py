@@ -328,7 +328,11 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
             self.OID_TYPE = "TEXT"
 
     def take_write_lock(self, cursor: Any) -> None:
-        self._lock_table(cursor)
+        # The library's lock statements (SET LOCAL lock_timeout, LOCK TABLE)
+        # sent as one simple query: one round trip instead of two.
+        from psycopg.sql import SQL
+
+        cursor.execute(SQL("; ").join(self.lock_table_statements))
 
     def insert_stored(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
         # Same table and lock as the library's insert, but COPY instead of an
@@ -343,8 +347,18 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
         cursor.execute(f"{select} WHERE {column} = ANY(%s)", (list(values),))
         return list(cursor.fetchall())
 
+    #: Up to this many rows go in one multi-row INSERT (one round trip); more by COPY (two round trips, faster per row).
+    SMALL_INSERT_ROWS = 16
+
     def bulk_insert(self, cursor: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
         if not rows:
+            return
+        if len(rows) <= self.SMALL_INSERT_ROWS:
+            row_marks = "(" + ", ".join("%s" for _ in columns) + ")"
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(row_marks for _ in rows)}",
+                [value for row in rows for value in row],
+            )
             return
         if cursor.connection.pgconn.pipeline_status:
             # The library's insert_events() runs in pipeline mode, where COPY

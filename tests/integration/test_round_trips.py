@@ -139,3 +139,16 @@ def test_internal_duplicates_move_models_only_past_what_was_appended(store_url: 
         assert positions(ledger) == [size] * len(READ_MODELS)
         assert projector.catch_up() == 0
         assert Transparency(ledger.store, ledger.settings).verify()["intact"] is True
+
+
+@pytest.mark.parametrize("batch", [1, 16, 17, 40])
+def test_small_and_large_batches_record_the_same_verifiable_log(store_url: str, make_settings, batch: int) -> None:
+    """PostgreSQL writes up to 16 rows with one INSERT and more with COPY: either way one intact log."""
+    with Ledger.open(make_settings(store_url)) as ledger:
+        facts = [_order(i) for i in range(45)]
+        for start in range(0, len(facts), batch):
+            assert {o.status for o in ledger.record(facts[start:start + batch])} == {"accepted"}
+        assert ledger.store.log_size() == 45
+        assert [e.fact["id"] for e in ledger.read_entries(0, 45)] == [f["id"] for f in facts]
+        assert ledger.read_entries(7, 8)[0].fact["nik"] == facts[7]["nik"]  # sealed and revealed
+        assert Transparency(ledger.store, ledger.settings).verify()["intact"] is True
