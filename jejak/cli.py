@@ -82,8 +82,24 @@ def write_jsonl(rows: Any) -> None:
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+    with _progress(description, total) as (progress, task):
+        yield (lambda n: progress.advance(task, n)) if progress else (lambda n: None)
+
+
+@contextlib.contextmanager
+def settle_bar() -> Iterator[Callable[[int, int], None]]:
+    """The bar of a projector settle: its total is known only once it starts."""
+    with _progress("anomaly scopes", None) as (progress, task):
+        def advance(n: int, total: int) -> None:
+            progress.update(task, total=total)
+            progress.advance(task, n)
+        yield advance if progress else (lambda n, total: None)
+
+
+@contextlib.contextmanager
+def _progress(description: str, total: int | None) -> Iterator[tuple[Any, Any]]:
     if not sys.stderr.isatty():
-        yield lambda n: None
+        yield None, None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -92,8 +108,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=Console(stderr=True), transient=True,
     ) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+        yield progress, progress.add_task(description, total=total)
 
 
 # ---------------------------------------------------------------------- ingest
@@ -131,13 +146,17 @@ def ingest(
     def report(rejection: Any) -> None:
         sys.stderr.write(orjson.dumps(rejection.to_dict()).decode() + "\n")
 
-    with open_ledger(store) as ledger, progress_bar("ingest", total) as advance:
-        try:
-            summary = ledger.ingest_lines(source, on_rejection=report, on_progress=advance)
-        finally:
-            if source is not sys.stdin.buffer:
-                source.close()
-        Projector(ledger.store).catch_up()
+    with open_ledger(store) as ledger:
+        with progress_bar("ingest", total) as advance:
+            try:
+                summary = ledger.ingest_lines(source, on_rejection=report, on_progress=advance)
+            finally:
+                if source is not sys.stdin.buffer:
+                    source.close()
+            projector = Projector(ledger.store)
+            projector.catch_up()
+        with settle_bar() as settled:
+            projector.settle(settled)
     sys.stderr.flush()
     typer.echo(json.dumps(summary.to_dict()))
     raise typer.Exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
@@ -205,8 +224,11 @@ def rebuild(store: Optional[str] = StoreOption) -> None:
 
     with open_ledger(store) as ledger:
         size = ledger.store.log_size()
+        projector = Projector(ledger.store)
         with progress_bar("rebuild", size) as advance:
-            replayed = Projector(ledger.store).rebuild(advance)
+            replayed = projector.replay(advance)
+        with settle_bar() as settled:
+            projector.settle(settled)
     typer.echo(json.dumps({"replayed": replayed}))
 
 

@@ -12,7 +12,8 @@ DEFAULT_STORE = "./jejak.db"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JEJAK_", extra="ignore")
+    # An empty variable (`JEJAK_KEYS_DIR=`) means unset, not "the current directory".
+    model_config = SettingsConfigDict(env_prefix="JEJAK_", extra="ignore", env_ignore_empty=True)
 
     #: `./jejak.db`, `sqlite:///path`, or `postgresql://user@host:port/db`.
     store: str = DEFAULT_STORE

@@ -58,7 +58,7 @@ from jejak.projections.engine import (
     instant_key,
     unclaimed_anomaly,
 )
-from jejak.projections.base import LogRecord, ReadModel
+from jejak.projections.base import LogRecord, ReadModel, SettleProgress
 from jejak.store.datastore import Store
 
 _RANK = {r: i for i, r in enumerate(RULES)}
@@ -235,13 +235,16 @@ class Anomalies(ReadModel):
         else:
             store.execute(cursor, "UPDATE jejak_positions SET position = position WHERE name = ?", (name,))
 
-    def settle(self, store: Store) -> int:
-        """Evaluate every dirty scope; returns how many scopes were evaluated."""
+    def settle(self, store: Store, progress: SettleProgress | None = None) -> int:
+        """Evaluate every dirty scope; returns how many scopes were evaluated.
+        ``progress(scopes done, scopes to do)``."""
         if store.query_one("SELECT kind FROM p_anom_dirty LIMIT 1") is None:
             return 0
         with store.transaction(commit=True) as cursor:
             self._lock(store, cursor)
             self._expand(store, cursor)
+            store.execute(cursor, "SELECT COUNT(*) AS n FROM p_anom_dirty")
+            total = cursor.fetchone()["n"]
         rates: list[dict] | None = None
         done = 0
         for kind in ("k", "r", "n", "c"):
@@ -269,8 +272,13 @@ class Anomalies(ReadModel):
                         store.recorder.bulk_insert(
                             cursor, "p_anom_unclaimed", ("scope", "order_id", "first_day", "body"), unclaimed
                         )
-                    _delete_in(store, cursor, "DELETE FROM p_anom_dirty WHERE kind = ?", "key", keys, (kind,))
+                    # the keys just read are the kind's lowest ones, and none
+                    # can be added meanwhile (the lock): one index range
+                    store.execute(cursor, "DELETE FROM p_anom_dirty WHERE kind = ? AND key <= ?", (kind, keys[-1]))
                     done += len(keys)
+                if progress:
+                    total = max(total, done)  # marks added meanwhile
+                    progress(len(keys), total)
         return done
 
     def _expand(self, store: Store, cursor: Any) -> None:
@@ -319,7 +327,12 @@ class Anomalies(ReadModel):
         own = [f for f in _facts(select_in(store, cursor, sel, "kk", kks))
                if f["type"] in _KK_TYPES and (f["kk"], f.get("program")) in pairs]
         scope_of = {f["id"]: f"k:{f['kk']}|{f['program']}" for f in own if f["type"] == ORDER}
-        refs = [f for f in _facts(select_in(store, cursor, sel, "ref", list(scope_of))) if f["type"] in _REF_TYPES]
+        # facts referencing the families' orders, joined in SQL rather than
+        # sent back as a list of thousands of order ids
+        refs = [f for f in _facts(select_in(
+            store, cursor, "SELECT f.idx, f.body FROM p_facts o JOIN p_facts f ON f.ref = o.fact_id WHERE o.type = ?",
+            "o.kk", kks, (ORDER,)))
+            if f["type"] in _REF_TYPES and f["disbursement"] in scope_of]
         for f in refs:
             scope_of[f["id"]] = scope_of[f["disbursement"]]
         niks = {f["nik"] for f in own if f["type"] == ORDER}

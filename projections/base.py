@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from jejak.store.datastore import Store
 
@@ -16,6 +16,10 @@ class LogRecord:
         self.index = index
         self.fact = fact
         self.derived = derived
+
+
+#: progress(units just done, total units known so far)
+SettleProgress = Callable[[int, int], None]
 
 
 class ReadModel:
@@ -32,9 +36,10 @@ class ReadModel:
     def position_name(self) -> str:
         return f"projection.{self.name}"
 
-    def settle(self, store: Store) -> int:
+    def settle(self, store: Store, progress: SettleProgress | None = None) -> int:
         """Work deferred by ``apply`` (run after a catch-up, in transactions of
-        its own); most models have none."""
+        its own); most models have none. ``progress(done, total)`` is called
+        as units of work complete."""
         return 0
 
     def reset(self, store: Store, cursor: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from jejak.projections.base import SettleProgress
 from jejak.projections.readmodels import READ_MODELS, LogRecord, ReadModel
 from jejak.store.datastore import Store
 from jejak.store.leaf import decode_leaf
@@ -62,13 +63,15 @@ class Projector:
                         cursor.execute(f"ANALYZE {table}")
         return done
 
-    def settle(self) -> int:
+    def settle(self, progress: SettleProgress | None = None) -> int:
         """Run the models' deferred work (re-evaluating the anomaly read
-        model's dirty scopes); readers call it before reading such a model.
-        Not part of catch_up, so a catch-up costs about what ingest does and
-        work on a scope touched by many catch-ups is done once."""
+        model's dirty scopes); readers call it before reading such a model,
+        and `jejak ingest` / `rebuild` after catching up, so the next reader
+        finds nothing to do. Not part of catch_up, so a catch-up costs about
+        what ingest does and work on a scope touched by many catch-ups is
+        done once."""
         self.ensure_tables()
-        return sum(model.settle(self.store) for model in self.models)
+        return sum(model.settle(self.store, progress) for model in self.models)
 
     def probe(self, *extra: str) -> tuple[int, int, Any]:
         """(log size, lowest model position, extra scalar subqueries' row) in one query.
@@ -111,7 +114,17 @@ class Projector:
             self.store.execute(cursor, "SELECT position FROM jejak_positions WHERE name = ?", (name,))
         return cursor.fetchone()["position"]
 
-    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+    def rebuild(self, progress: Callable[[int], None] | None = None,
+                settle_progress: SettleProgress | None = None) -> int:
+        """Reset every model, replay the log from index 0 and settle, so the
+        models read exactly as after an in-order catch-up; returns the number
+        of entries replayed."""
+        replayed = self.replay(progress)
+        self.settle(settle_progress)
+        return replayed
+
+    def replay(self, progress: Callable[[int], None] | None = None) -> int:
+        """Reset every model and replay the log from index 0 (no settling)."""
         self.ensure_tables()
         with self.store.transaction(commit=True) as cursor:
             for model in self.models:

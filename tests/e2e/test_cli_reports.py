@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from jejak.generate import write_files
+from jejak.store.datastore import Store
 from jejak.projections.engine import RULES, Thresholds, compute_balances, evaluate_anomalies
 
 _script = Path(sys.executable).parent / "jejak"
@@ -211,12 +212,60 @@ def test_anomalies_kk_and_nik(world: World) -> None:
 # ------------------------------------------------------------ rebuild and errors
 
 
+def dirty_anomaly_marks(world: World) -> int:
+    """Scopes of the anomaly read model still waiting to be (re-)evaluated."""
+    store = Store.open(world.store, create=False)
+    try:
+        return store.query_one("SELECT COUNT(*) AS n FROM p_anom_dirty")["n"]
+    finally:
+        store.close()
+
+
 def test_rebuild(world: World) -> None:
     balances, anomalies = world.cached("balances"), world.cached("anomalies")
     out = rows(world.ok("rebuild"))
     assert out == [{"replayed": len(world.facts)}]
+    # rebuild settles the anomaly model: the next reader has nothing to evaluate
+    assert dirty_anomaly_marks(world) == 0
     assert world.ok("balances") == balances
     assert world.ok("anomalies") == anomalies
+
+
+def test_ingest_leaves_the_anomaly_model_settled(tmp_path: Path, data) -> None:
+    w = World(tmp_path, str(tmp_path / "fresh.db"), *data)
+    w.ok("ingest", str(w.path))
+    assert dirty_anomaly_marks(w) == 0
+    one_more = dict(w.facts[0], id="late-order-1")
+    del one_more["seq"]
+    (tmp_path / "more.jsonl").write_bytes(orjson.dumps(one_more) + b"\n")
+    w.ok("ingest", str(tmp_path / "more.jsonl"))
+    assert dirty_anomaly_marks(w) == 0
+
+
+def test_rebuild_shows_progress_on_a_terminal(world: World) -> None:
+    """Both phases draw a bar on stderr when it is a terminal (pty), and stdout stays JSON."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JEJAK_")}
+    env.update(JEJAK_KEYS_DIR=str(world.keys), COLUMNS="100")
+    proc = subprocess.Popen([*JEJAK, "--store", world.store, "rebuild"], cwd=world.root, env=env,
+                            stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out = proc.stdout.read()
+    assert proc.wait(timeout=120) == 0, seen[-2000:]
+    os.close(leader)
+    assert rows(out) == [{"replayed": len(world.facts)}]
+    assert b"rebuild" in seen and b"anomaly scopes" in seen, seen[-2000:]
 
 
 @pytest.mark.parametrize("bad", ["2024-13-01", "2024-02-30", "yesterday", "2024-03-05T10:00:00+07:00", "", "31-12-2024"])
