@@ -125,14 +125,8 @@ class LogAppender:
         leaf_indexes = sorted({leaf for level, idx in low for leaf in range(idx << level, (idx + 1) << level)})
         if leaf_indexes and stored and len(leaf_indexes) <= 400 and len(stored) <= 400:
             # A proof's worth: leaf hashes and stored nodes in one round trip.
-            marks = ", ".join("?" for _ in leaf_indexes)
-            cond = " OR ".join("(level = ? AND idx = ?)" for _ in stored)
-            cursor.execute(self.sql(
-                f"SELECT 0 AS level, idx, leaf_hash AS hash FROM jejak_log WHERE idx IN ({marks}) "
-                f"UNION ALL SELECT level, idx, hash FROM jejak_nodes WHERE {cond}"),
-                [*leaf_indexes, *(v for key in stored for v in key)])
             leaves = {}
-            for row in cursor.fetchall():
+            for row in self._read_leaves_and_nodes(cursor, leaf_indexes, stored):
                 if row["level"] == 0:
                     leaves[row["idx"]] = bytes(row["hash"])
                 else:
@@ -158,6 +152,17 @@ class LogAppender:
             for row in cursor.fetchall():
                 out[(row["level"], row["idx"])] = bytes(row["hash"])
         return out
+
+    def _read_leaves_and_nodes(self, cursor: Any, leaf_indexes: Sequence[int],
+                               stored: Sequence[tuple[int, int]]) -> list[Any]:
+        """Rows (level, idx, hash): leaf hashes (level 0) of `leaf_indexes` and the stored nodes `stored`."""
+        marks = ", ".join("?" for _ in leaf_indexes)
+        cond = " OR ".join("(level = ? AND idx = ?)" for _ in stored)
+        cursor.execute(self.sql(
+            f"SELECT 0 AS level, idx, leaf_hash AS hash FROM jejak_log WHERE idx IN ({marks}) "
+            f"UNION ALL SELECT level, idx, hash FROM jejak_nodes WHERE {cond}"),
+            [*leaf_indexes, *(v for key in stored for v in key)])
+        return list(cursor.fetchall())
 
     def read_head(self, cursor: Any) -> tuple[int, bytes]:
         cursor.execute("SELECT size, chain FROM jejak_head WHERE id = 1")
@@ -345,6 +350,20 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
 
     def select_in(self, cursor: Any, select: str, column: str, values: Sequence[Any]) -> list[Any]:
         cursor.execute(f"{select} WHERE {column} = ANY(%s)", (list(values),))
+        return list(cursor.fetchall())
+
+    #: One statement text whatever the keys (arrays, not a placeholder per key): psycopg converts
+    #: it once and PostgreSQL prepares it once per connection instead of planning every proof.
+    READ_LEAVES_AND_NODES = (
+        "SELECT 0 AS level, idx, leaf_hash AS hash FROM jejak_log WHERE idx = ANY(%s) "
+        "UNION ALL SELECT n.level, n.idx, n.hash FROM jejak_nodes n "
+        "JOIN unnest(%s::integer[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx"
+    )
+
+    def _read_leaves_and_nodes(self, cursor: Any, leaf_indexes: Sequence[int],
+                               stored: Sequence[tuple[int, int]]) -> list[Any]:
+        cursor.execute(self.READ_LEAVES_AND_NODES,
+                       (list(leaf_indexes), [level for level, _ in stored], [idx for _, idx in stored]))
         return list(cursor.fetchall())
 
     #: Up to this many rows go in one multi-row INSERT (one round trip); more by COPY (two round trips, faster per row).
