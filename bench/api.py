@@ -3,6 +3,7 @@
     python bench/api.py --facts 1000000            # build (or reuse with --keep), load, profile, drop
     python bench/api.py --facts 300000 --keep      # smaller store, kept for the next run
     python bench/api.py --facts 1000000 --requests 500 --no-profile
+    python bench/api.py --facts 1000000 --keep --workers 2 --client wrk,openloop --serial 100 --no-profile
 
 Steps
   1. store: jejak_bench_api_po_<facts> built through the Ledger API
@@ -21,6 +22,16 @@ Steps
        aggregates GET /public/v1/aggregates                level kecamatan|kota x program x period
        proof      GET /public/v1/proofs/inclusion?index=i  random index below the checkpoint
      Errors = transport errors + any non-200 answer (must be 0).
+     --client wrk: the same scenarios from wrk (C), a closed loop of
+     --concurrency connections for --wrk-seconds each. A closed loop at
+     saturation measures throughput: its latency is about concurrency /
+     throughput, and it sends less exactly when the server is slow.
+     --client openloop: bench/openloop.py in its own process sends each
+     scenario at fixed arrival rates (--rates, e.g. trail=25,50,100) for
+     --ol-seconds after --ol-warmup, measuring latency from each request's
+     scheduled send time (coordinated omission counted), then searches
+     (--ol-search steps) for the highest rate whose p99 stays < 50 ms.
+     Several clients: --client wrk,openloop (closed loop first).
   4. profile: cProfile around the app in-process (TestClient; sync endpoints run
      inline in the event-loop thread, which is the profiled thread) for ~200
      requests of the slowest scenario and of any scenario missing its target.
@@ -423,11 +434,21 @@ def verdict(name: str, res: dict[str, Any]) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     lines = ["| scenario | requests | errors | req/s | p50 ms | p90 ms | p99 ms | server CPU ms/req | client CPU ms/req | machine busy | target | meets |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, r in result["scenarios"].items():
+    for name, r in result.get("scenarios", {}).items():
         v = r["verdict"]
         lines.append(f"| {name} | {r['requests']} | {r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
                      f"{r['server_cpu_ms_per_req']} | {r.get('client_cpu_ms_per_req', 'wrk')} | {r['machine_busy_share']} | {v['target']} | "
                      f"{'yes' if v['meets'] else 'no'} |")
+    if result.get("openloop"):
+        lines += ["", "| open loop (fixed rate) | offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | errors | "
+                  "server CPU ms/req | machine busy | p99 < 50 ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, ladder in result["openloop"].items():
+            for rate, r in ladder["steps"].items():
+                lines.append(f"| {name} | {rate} | {r['achieved_rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
+                             f"{r['max_ms']} | {r['errors']} | {r['server_cpu_ms_per_req']} | {r['machine_busy_share']} | "
+                             f"{'yes' if r['meets_p99'] else 'no'} |")
+            lines.append(f"| {name}: highest rate with p99 < {ladder['p99_limit_ms']:g} ms | "
+                         f"{ladder['max_rate_p99_under_limit']} | (lowest failing: {ladder['lowest_rate_failing']}) | | | | | | | | |")
     if result.get("serial"):
         lines += ["", "| serial (concurrency 1) | requests | errors | req/s | p50 ms | p99 ms | server CPU ms/req |", "|---|---|---|---|---|---|---|"]
         for name, r in result["serial"].items():
@@ -493,6 +514,90 @@ def run_wrk(server: Server, requests: list[Request], headers: dict[str, str], co
     }
 
 
+def write_paths(requests: list[Request], name: str) -> Path:
+    from urllib.parse import urlencode
+
+    paths = C.DATA / f"paths-{name}-{os.getpid()}.txt"
+    paths.write_text("".join(f"{url}?{urlencode(params)}\n" if params else f"{url}\n" for url, params in requests))
+    return paths
+
+
+def run_openloop(server: Server, paths: Path, headers: dict[str, str], rate: float, seconds: float,
+                 warmup: float, connections: int) -> dict[str, Any]:
+    """One fixed-rate step of bench/openloop.py (its own process): latency from each request's scheduled time."""
+    scpu0, busy0 = server.cpu_seconds(), machine_busy()
+    proc = subprocess.run(
+        [sys.executable, str(C.BENCH / "openloop.py"), "--base", server.base, "--paths", str(paths),
+         "--rate", f"{rate:g}", "--seconds", f"{seconds:g}", "--warmup", f"{warmup:g}",
+         "--connections", str(connections), "--auth", headers.get("Authorization", "")],
+        capture_output=True, text=True, timeout=seconds + warmup + 120)
+    scpu1, busy1 = server.cpu_seconds(), machine_busy()
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise RuntimeError(f"openloop failed: {proc.stderr[-800:]}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    done = max(1, r["requests"])
+    # the server CPU and machine share cover warm-up and measured schedule alike
+    r["server_cpu_ms_per_req"] = round((scpu1 - scpu0) * 1000 / max(1, done + int(warmup * rate)), 2)
+    r["machine_busy_share"] = round((busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 2)
+    return r
+
+
+def openloop_ladder(server: Server, name: str, requests: list[Request], headers: dict[str, str], rates: list[float],
+                    seconds: float, warmup: float, connections: int, search: int) -> dict[str, Any]:
+    """Fixed-rate steps at the stated rates, then a search for the highest rate with p99 < the target
+    (p99 < 50 ms for every scenario: the latency target of trail and proof, a tail bound for aggregates)."""
+    limit = TARGETS.get(name, {}).get("p99_ms", 50.0)
+    paths = write_paths(requests, name)
+    steps: dict[float, dict[str, Any]] = {}
+
+    def step(rate: float) -> bool:
+        rate = float(rate)
+        if rate not in steps:
+            res = run_openloop(server, paths, headers, rate, seconds, warmup, connections)
+            res["meets_p99"] = res["errors"] == 0 and res["p99_ms"] is not None and res["p99_ms"] < limit
+            steps[rate] = res
+            C.log(f"open loop {name} @ {rate:g}/s: p50 {res['p50_ms']} p90 {res['p90_ms']} p99 {res['p99_ms']} ms, "
+                  f"achieved {res['achieved_rps']}/s, errors {res['errors']}, server CPU {res['server_cpu_ms_per_req']} ms/req, "
+                  f"late sends {res['late_sends']}")
+        return steps[rate]["meets_p99"]
+
+    try:
+        for rate in sorted(rates):
+            step(rate)
+        passing = [r for r, v in steps.items() if v["meets_p99"]]
+        failing = [r for r, v in steps.items() if not v["meets_p99"]]
+        lo = max(passing) if passing else 0.0
+        hi = min((r for r in failing if r > lo), default=None)
+        for _ in range(search):
+            if hi is None:
+                nxt = round(lo * 1.5 / 5) * 5 or 5.0
+            else:
+                nxt = round((lo + hi) / 2 / 5) * 5
+                if nxt <= lo or nxt >= hi:
+                    break
+            if step(nxt):
+                lo = nxt
+            else:
+                hi = nxt
+    finally:
+        paths.unlink(missing_ok=True)
+    return {
+        "p99_limit_ms": limit, "seconds_per_step": seconds, "warmup_s": warmup, "connections": connections,
+        "max_rate_p99_under_limit": lo or None, "lowest_rate_failing": hi,
+        "steps": {f"{rate:g}": steps[rate] for rate in sorted(steps)},
+    }
+
+
+def parse_rates(text: str) -> dict[str, list[float]]:
+    """"trail=25,50,100;proof=100,200" -> {"trail": [25, 50, 100], "proof": [100, 200]}."""
+    out: dict[str, list[float]] = {}
+    for part in text.split(";"):
+        if part.strip():
+            name, _, values = part.partition("=")
+            out[name.strip()] = [float(v) for v in values.split(",") if v.strip()]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--facts", type=int, default=1_000_000, help="facts in the store (default 1,000,000; e.g. 300000 on a slow machine)")
@@ -509,11 +614,24 @@ def main() -> None:
                     help="run ANALYZE on the store before the load (what autovacuum would do; it is off on the bench server)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the store even if a kept one exists")
     ap.add_argument("--workers", type=int, default=1, help="jejak serve --workers (uvicorn worker processes)")
-    ap.add_argument("--client", choices=("httpx", "wrk"), default="httpx",
-                    help="load generator: Python threads with httpx (costs about as much CPU per request as the "
-                         "server, on the same 2 cores) or wrk (C, Debian package; --wrk-seconds per scenario)")
+    ap.add_argument("--client", default="httpx",
+                    help="load generator(s), comma-separated: httpx (closed loop, Python threads; costs about as much "
+                         "CPU per request as the server, on the same 2 cores), wrk (closed loop, C, Debian package; "
+                         "--wrk-seconds per scenario), openloop (fixed arrival rates, bench/openloop.py in its own "
+                         "process; latency from each request's scheduled send time; --rates)")
     ap.add_argument("--wrk-seconds", type=float, default=15.0)
+    ap.add_argument("--rates", default="trail=25,50,100;proof=100,200;aggregates=500,1000",
+                    help="open loop: requests/s per scenario, 'name=r1,r2;name=...' (default: %(default)s)")
+    ap.add_argument("--ol-seconds", type=float, default=20.0, help="open loop: measured seconds per rate")
+    ap.add_argument("--ol-warmup", type=float, default=3.0, help="open loop: unmeasured seconds at the same rate first")
+    ap.add_argument("--ol-connections", type=int, default=64, help="open loop: most connections open at once")
+    ap.add_argument("--ol-search", type=int, default=3,
+                    help="open loop: extra steps searching the highest rate with p99 < 50 ms (0: only --rates)")
     a = ap.parse_args()
+    clients = [c.strip() for c in a.client.split(",") if c.strip()]
+    unknown = set(clients) - {"httpx", "wrk", "openloop"}
+    if unknown or not clients:
+        ap.error(f"--client: unknown {', '.join(sorted(unknown)) or '(none)'}; use httpx, wrk and/or openloop")
 
     result: dict[str, Any] = {"benchmark": "api", "machine": C.machine(), "command": "python " + " ".join(sys.argv)}
     store, info, path = build_store(a.facts, a.rebuild)
@@ -543,16 +661,27 @@ def main() -> None:
         C.log("warm-up")
         result["warm_up"] = {"summary_first_s": summary_first_s, **warm_up(server, headers, scenarios)}
         names = [s.strip() for s in a.scenarios.split(",") if s.strip()]
-        result["scenarios"] = {}
-        for name in names:
+        closed = [c for c in clients if c != "openloop"]
+        if closed:
+            result["scenarios"] = {}
+            result["closed_loop_client"] = closed[0]
+        for name in names if closed else []:
             C.log(f"load: {name} ({a.requests} requests, concurrency {a.concurrency}, cap {a.cap:g} s)")
-            if a.client == "wrk":
+            if closed[0] == "wrk":
                 res = run_wrk(server, scenarios[name], headers, a.concurrency, a.wrk_seconds)
             else:
                 res = run_load(server, scenarios[name], headers, a.concurrency, a.cap)
             res["verdict"] = verdict(name, res)
             result["scenarios"][name] = res
             C.log(f"{name}: {res['rps']} req/s p50 {res['p50_ms']} ms p99 {res['p99_ms']} ms errors {res['errors']}")
+        if "openloop" in clients:
+            rates = parse_rates(a.rates)
+            result["openloop"] = {}
+            for name in names:
+                if rates.get(name):
+                    result["openloop"][name] = openloop_ladder(
+                        server, name, scenarios[name], headers, rates[name], a.ol_seconds, a.ol_warmup,
+                        a.ol_connections, a.ol_search)
         if a.serial:
             result["serial"] = {}
             for name in names:
@@ -562,7 +691,7 @@ def main() -> None:
         result["server"]["peak_rss_mb"] = server.rss_mb()
         server.stop()
         server = None
-        if not a.no_profile:
+        if not a.no_profile and result.get("scenarios"):
             slowest = max(names, key=lambda s: result["scenarios"][s]["mean_ms"] or 0)
             todo = [slowest] + [s for s in names if s != slowest and not result["scenarios"][s]["verdict"]["meets"]]
             result["profile"] = {"slowest": slowest}
