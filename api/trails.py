@@ -56,20 +56,6 @@ def trail_page(state: ApiState, kind: tuple[str, str], token: str, after: int,
     return page, len(rows) > limit
 
 
-def _indices(state: ApiState, kind: tuple[str, str], token: str) -> list[int]:
-    column, orders_sql = kind
-    sql = _subject_indices_sql(state, column, orders_sql) + " ORDER BY idx"
-    return [r["idx"] for r in state.store.query(sql, _params(kind, token))]
-
-
-def family_indices(state: ApiState, kk_token: str) -> list[int]:
-    return _indices(state, FAMILY, kk_token)
-
-
-def person_indices(state: ApiState, nik_token: str) -> list[int]:
-    return _indices(state, PERSON, nik_token)
-
-
 def reveal(state: ApiState, protected: dict[str, Any]) -> dict[str, Any]:
     return state.ledger.reveal_fact(protected)
 
@@ -102,10 +88,3 @@ def entry_dicts(state: ApiState, rows: Sequence[tuple[int, str, bytes, bytes | N
             "proof": proof_dict(state, idx, checkpoint) if with_proof else None,
         })
     return out
-
-
-def fact_entries(state: ApiState, indices: list[int], *, with_proof: bool,
-                 checkpoint: StoredCheckpoint | None) -> list[dict[str, Any]]:
-    """Entry dicts for the given log indices (indices not in the log are left out)."""
-    rows = [(idx, fact_id, chain, leaf) for idx, fact_id, chain, leaf, _topic in state.store.read_log_at(indices)]
-    return entry_dicts(state, rows, with_proof=with_proof, checkpoint=checkpoint)
