@@ -189,7 +189,7 @@ class Transparency:
         chain = ZERO_CHAIN
         leaf_hashes = bytearray()
         expected = 0
-        for index, fact_id, stored_chain, leaf, _topic in self.store.iter_log(0, size):
+        for index, fact_id, stored_chain, stored_leaf_hash, leaf in self.store.scan_log(size):
             if index != expected:
                 raise ChainBroken(f"log entry {expected} is missing (next stored entry is {index})", index=expected)
             if leaf is None:
@@ -197,7 +197,10 @@ class Transparency:
             chain = chain_next(chain, leaf)
             if chain != stored_chain:
                 raise ChainBroken.expected(f"log entry {index} ({fact_id}) chain hash", chain, stored_chain, index=index)
-            leaf_hashes += leaf_hash(leaf)
+            hashed = leaf_hash(leaf)
+            if hashed != stored_leaf_hash:  # the tree's level 0, kept in the log row
+                raise RootMismatch.expected(f"Merkle node (level 0, index {index})", hashed, stored_leaf_hash, index=index)
+            leaf_hashes += hashed
             expected += 1
             if progress and expected % 10000 == 0:
                 progress(10000)
@@ -217,13 +220,12 @@ class Transparency:
 
     def _verify_tree(self, levels: list[bytearray]) -> None:
         for level, hashes in enumerate(levels):
-            if 0 < level < STORED_FROM_LEVEL:
-                continue  # not stored: recomputed from leaf hashes whenever read
-            if level == 0:  # leaf hashes live in the log rows
-                sql, prefix = "SELECT idx, leaf_hash AS hash FROM jejak_log WHERE idx >= ? AND idx < ? ORDER BY idx", ()
-            else:
-                sql = "SELECT idx, hash FROM jejak_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
-                prefix = (level,)
+            if level < STORED_FROM_LEVEL:
+                # level 0 (the leaf hashes in the log rows) was checked with the
+                # chain; levels in between are not stored: recomputed when read
+                continue
+            sql = "SELECT idx, hash FROM jejak_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+            prefix = (level,)
             count = len(hashes) // 32
             batch = 20000
             for start in range(0, count, batch):
@@ -237,8 +239,6 @@ class Transparency:
                         raise RootMismatch.expected(
                             f"Merkle node (level {level}, index {idx})", want, got or b"", index=idx << level
                         )
-            if level == 0:
-                continue  # log rows beyond the head are caught by the chain check
             extra = self.store.query_one(
                 "SELECT MIN(idx) AS idx FROM jejak_nodes WHERE level = ? AND idx >= ?", (level, count)
             )

@@ -240,6 +240,39 @@ def test_event_inserted_outside_the_ledger_is_caught(env: Env) -> None:
     env.assert_tampered(env.size)
 
 
+def test_pristine_store_is_streamed_without_the_join(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_join(*_: Any) -> Any:
+        raise AssertionError("the log and the events table should have zipped in order")
+
+    monkeypatch.setattr(Store, "_scan_log_joined", no_join)
+    store = env.store()
+    try:
+        assert [r[0] for r in store.scan_log(env.size)] == list(range(env.size))
+    finally:
+        store.close()
+
+
+def test_event_reinserted_out_of_order_still_verifies(env: Env) -> None:
+    """verify streams the log and the events table side by side (events are
+    appended in log order); an event moved to the end of the table, same
+    bytes, breaks that order but not the log, and the join takes over."""
+    row = env.query(
+        "SELECT originator_id, originator_version, topic, state FROM stored_events "
+        "WHERE originator_id = (SELECT originator_id FROM jejak_log WHERE idx = ?)", (TAMPERED,))[0]
+    env.sql("DELETE FROM stored_events WHERE originator_id = ?", (row["originator_id"],))
+    env.sql("INSERT INTO stored_events (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
+            (row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"])))
+    store = env.store()
+    try:
+        streamed = list(store.scan_log(env.size))
+        assert streamed == list(store._scan_log_joined(0, env.size, 7))
+        assert [r[0] for r in streamed] == list(range(env.size))
+    finally:
+        store.close()
+    out = env.assert_intact()
+    assert out["size"] == env.size
+
+
 def test_modified_leaf_hash_is_caught(env: Env) -> None:
     """Level-0 nodes (leaf hashes) live in the log rows."""
     rows = env.query("SELECT leaf_hash FROM jejak_log WHERE idx = ?", (TAMPERED,))
