@@ -221,6 +221,51 @@ def machine_busy() -> tuple[int, int]:
     return sum(parts) - idle, sum(parts)
 
 
+def postgres_cpu_seconds() -> float:
+    """utime + stime of every PostgreSQL process on the machine (backends and background workers)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
+            fields = stat.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+class CpuShares:
+    """Where the machine's CPU went during a load step: server, PostgreSQL, the load
+    generator (a finished child process: wrk or openloop) and everything else
+    (other people's work on a shared machine), per request and as shares."""
+
+    def __init__(self, server: "Server") -> None:
+        self.server = server
+        self.s0, self.p0, self.c0, self.b0 = server.cpu_seconds(), postgres_cpu_seconds(), children_cpu(), machine_busy()
+
+    def result(self, requests: int) -> dict[str, Any]:
+        s1, p1, c1, b1 = self.server.cpu_seconds(), postgres_cpu_seconds(), children_cpu(), machine_busy()
+        tick = os.sysconf("SC_CLK_TCK")
+        busy, total = (b1[0] - self.b0[0]) / tick, max(1, b1[1] - self.b0[1]) / tick
+        server, pg, client = s1 - self.s0, p1 - self.p0, c1 - self.c0
+        n = max(1, requests)
+        return {
+            "server_cpu_ms_per_req": round(server * 1000 / n, 2),
+            "postgres_cpu_ms_per_req": round(pg * 1000 / n, 2),
+            "client_cpu_ms_per_req": round(client * 1000 / n, 2),
+            "machine_busy_share": round(busy / total, 2),
+            "other_processes_share": round(max(0.0, busy - server - pg - client) / total, 2),
+        }
+
+
 def self_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -432,23 +477,26 @@ def verdict(name: str, res: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["| scenario | requests | errors | req/s | p50 ms | p90 ms | p99 ms | server CPU ms/req | client CPU ms/req | machine busy | target | meets |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | requests | errors | req/s | p50 ms | p90 ms | p99 ms | server CPU ms/req | PostgreSQL CPU ms/req | "
+             "client CPU ms/req | machine busy | other processes | target | meets |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in result.get("scenarios", {}).items():
         v = r["verdict"]
         lines.append(f"| {name} | {r['requests']} | {r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
-                     f"{r['server_cpu_ms_per_req']} | {r.get('client_cpu_ms_per_req', 'wrk')} | {r['machine_busy_share']} | {v['target']} | "
+                     f"{r['server_cpu_ms_per_req']} | {r.get('postgres_cpu_ms_per_req')} | {r.get('client_cpu_ms_per_req')} | "
+                     f"{r['machine_busy_share']} | {r.get('other_processes_share')} | {v['target']} | "
                      f"{'yes' if v['meets'] else 'no'} |")
     if result.get("openloop"):
         lines += ["", "| open loop (fixed rate) | offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | errors | "
-                  "server CPU ms/req | machine busy | p99 < 50 ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "server CPU ms/req | PostgreSQL CPU ms/req | machine busy | other processes | p99 < 50 ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, ladder in result["openloop"].items():
             for rate, r in ladder["steps"].items():
                 lines.append(f"| {name} | {rate} | {r['achieved_rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
-                             f"{r['max_ms']} | {r['errors']} | {r['server_cpu_ms_per_req']} | {r['machine_busy_share']} | "
-                             f"{'yes' if r['meets_p99'] else 'no'} |")
+                             f"{r['max_ms']} | {r['errors']} | {r['server_cpu_ms_per_req']} | {r.get('postgres_cpu_ms_per_req')} | "
+                             f"{r['machine_busy_share']} | {r.get('other_processes_share')} | {'yes' if r['meets_p99'] else 'no'} |")
             lines.append(f"| {name}: highest rate with p99 < {ladder['p99_limit_ms']:g} ms | "
-                         f"{ladder['max_rate_p99_under_limit']} | (lowest failing: {ladder['lowest_rate_failing']}) | | | | | | | | |")
+                         f"{ladder['max_rate_p99_under_limit']} | (lowest failing: {ladder['lowest_rate_failing']}) | | | | | | | | | | |")
     if result.get("serial"):
         lines += ["", "| serial (concurrency 1) | requests | errors | req/s | p50 ms | p99 ms | server CPU ms/req |", "|---|---|---|---|---|---|---|"]
         for name, r in result["serial"].items():
@@ -492,12 +540,11 @@ def run_wrk(server: Server, requests: list[Request], headers: dict[str, str], co
     paths.write_text("".join(f"{url}?{urlencode(params)}\n" if params else f"{url}\n" for url, params in requests))
     script.write_text(WRK_SCRIPT)
     env = {**os.environ, "WRK_AUTH": headers.get("Authorization", "")}
-    scpu0, busy0 = server.cpu_seconds(), machine_busy()
+    shares = CpuShares(server)
     proc = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script),
          server.base, "--", str(paths)],
         capture_output=True, text=True, env=env, timeout=seconds + 60)
-    scpu1, busy1 = server.cpu_seconds(), machine_busy()
     paths.unlink(missing_ok=True)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("JSON ")), None)
     if proc.returncode != 0 or line is None:
@@ -509,8 +556,7 @@ def run_wrk(server: Server, requests: list[Request], headers: dict[str, str], co
         "concurrency": concurrency, "seconds": round(r["seconds"], 3), "rps": round(C.rate(done, r["seconds"]), 1),
         "p50_ms": round(r["p50_ms"], 2), "p90_ms": round(r["p90_ms"], 2), "p99_ms": round(r["p99_ms"], 2),
         "max_ms": round(r["max_ms"], 2), "mean_ms": round(r["mean_ms"], 2),
-        "server_cpu_ms_per_req": round((scpu1 - scpu0) * 1000 / max(1, done), 2),
-        "machine_busy_share": round((busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 2),
+        **shares.result(done),
     }
 
 
@@ -525,20 +571,17 @@ def write_paths(requests: list[Request], name: str) -> Path:
 def run_openloop(server: Server, paths: Path, headers: dict[str, str], rate: float, seconds: float,
                  warmup: float, connections: int) -> dict[str, Any]:
     """One fixed-rate step of bench/openloop.py (its own process): latency from each request's scheduled time."""
-    scpu0, busy0 = server.cpu_seconds(), machine_busy()
+    shares = CpuShares(server)
     proc = subprocess.run(
         [sys.executable, str(C.BENCH / "openloop.py"), "--base", server.base, "--paths", str(paths),
          "--rate", f"{rate:g}", "--seconds", f"{seconds:g}", "--warmup", f"{warmup:g}",
          "--connections", str(connections), "--auth", headers.get("Authorization", "")],
         capture_output=True, text=True, timeout=seconds + warmup + 120)
-    scpu1, busy1 = server.cpu_seconds(), machine_busy()
     if proc.returncode != 0 or not proc.stdout.strip():
         raise RuntimeError(f"openloop failed: {proc.stderr[-800:]}")
     r = json.loads(proc.stdout.strip().splitlines()[-1])
-    done = max(1, r["requests"])
-    # the server CPU and machine share cover warm-up and measured schedule alike
-    r["server_cpu_ms_per_req"] = round((scpu1 - scpu0) * 1000 / max(1, done + int(warmup * rate)), 2)
-    r["machine_busy_share"] = round((busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 2)
+    # CPU figures cover warm-up and measured schedule alike
+    r.update(shares.result(r["requests"] + int(warmup * rate)))
     return r
 
 
