@@ -61,6 +61,12 @@ class NonPositiveAmount(FactRejected):
     code = "non_positive_amount"
 
 
+class AmountTooLarge(FactRejected):
+    """An amount above :data:`jejak.domain.facts.MAX_AMOUNT` (sums must stay 64-bit)."""
+
+    code = "amount_too_large"
+
+
 class Conflict(FactRejected):
     """The same fact id was recorded before with different content."""
 
@@ -78,6 +84,7 @@ ALL_REJECTION_CODES = tuple(
         UnknownType,
         BadIdentifier,
         NonPositiveAmount,
+        AmountTooLarge,
         Conflict,
     )
 )

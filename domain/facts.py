@@ -18,6 +18,7 @@ from jejak.domain.errors import (
     BadIdentifier,
     MissingField,
     NonPositiveAmount,
+    AmountTooLarge,
     NotAnObject,
     UnknownType,
     WrongType,
@@ -145,12 +146,23 @@ def check_int(obj: dict[str, Any], name: str, ftype: str) -> int:
     return value
 
 
+#: Rp 10^15 per fact, far above any aid payment; the bound keeps every sum the
+#: read models and reports compute (thousands of amounts) inside 64 bits.
+MAX_AMOUNT = 10**15
+
+
 def check_amount(obj: dict[str, Any], name: str, ftype: str) -> int:
+    raw = obj.get(name)
+    if isinstance(raw, float) and raw.is_integer() and raw > MAX_AMOUNT:
+        # the JSON parser turns an integer beyond 64 bits into a float
+        raise AmountTooLarge(f"field '{name}' must be at most {MAX_AMOUNT} rupiah, got {raw:.0f}", field=name)
     value = check_int(obj, name, ftype)
     if value <= 0:
         raise NonPositiveAmount(
             f"field '{name}' must be a positive number of rupiah, got {value}", field=name
         )
+    if value > MAX_AMOUNT:
+        raise AmountTooLarge(f"field '{name}' must be at most {MAX_AMOUNT} rupiah, got {value}", field=name)
     return value
 
 

@@ -149,18 +149,23 @@ class Ledger:
         """Validate and record items in one transaction; one outcome per item."""
         outcomes: list[Outcome | None] = [None] * len(items)
         prepared: list[PreparedFact] = []
+        facts: list[Fact] = []
         slots: list[int] = []
         for i, item in enumerate(items):
             obj: Any = None
             try:
                 obj = item if isinstance(item, dict) else parse_json_line(item)
-                prepared.append(self.protect(check_fact(obj)))
+                fact = check_fact(obj)
+                prepared.append(self.protect(fact))
+                facts.append(fact)
                 slots.append(i)
             except FactRejected as exc:
                 outcomes[i] = Outcome("rejected", readable_id(obj), exc.code, exc.message)
         if prepared:
             statuses = self.store.recorder.record_facts(prepared, self.sealer)
-            for slot, p, status in zip(slots, prepared, statuses):
+            for slot, p, fact, status in zip(slots, prepared, facts, statuses):
+                if status == CONFLICT and self._same_as_recorded(fact):
+                    status = DUPLICATE
                 if status == CONFLICT:
                     outcomes[slot] = Outcome(
                         "rejected", p.fact_id, Conflict.code,
@@ -169,6 +174,24 @@ class Ledger:
                 else:
                     outcomes[slot] = Outcome(status, p.fact_id)
         return [o for o in outcomes if o is not None]
+
+    def _same_as_recorded(self, fact: Fact) -> bool:
+        """Whether a fact whose bytes differ from the recorded one with its id
+        is still the same content (SPEC: identical content is a re-delivery).
+
+        Leaf format v1 tokenises a field the SPEC does not define from its JSON
+        as delivered, so an object there with its keys in another order gets
+        another token; compare the recorded fact, revealed, as canonical JSON."""
+        known = KNOWN_FIELDS[fact.type]
+        if not any(isinstance(v, (dict, list)) for k, v in fact.body.items() if k not in known):
+            return False
+        index = self.store.index_of(fact.id)
+        rows = self.store.read_log_at([index]) if index is not None else []
+        if not rows or rows[0][3] is None:
+            return False
+        recorded = self.reveal_fact(decode_leaf(rows[0][3])[0])
+        canonical = orjson.OPT_SORT_KEYS
+        return orjson.dumps(recorded, option=canonical) == orjson.dumps(fact.body, option=canonical)
 
     def ingest_lines(
         self,

@@ -34,7 +34,7 @@ from jejak.audit.merkle import (
 )
 from jejak.settings import Settings
 from jejak.store.datastore import Store
-from jejak.store.recorders import STORED_FROM_LEVEL, ZERO_CHAIN, chain_next
+from jejak.store.recorders import STORED_FROM_LEVEL, ZERO_CHAIN, blob, chain_next
 
 KEYRING_FILE = "checkpoint-keys.json"
 
@@ -54,7 +54,7 @@ class StoredCheckpoint:
 
     @classmethod
     def from_row(cls, r: Any) -> "StoredCheckpoint":
-        return cls(r["seq"], r["size"], bytes(r["root"]), r["note"], r["key_id"], r["created"])
+        return cls(r["seq"], r["size"], blob(r["root"]), r["note"], r["key_id"], r["created"])
 
 
 CHECKPOINT_COLUMNS = "SELECT seq, size, root, note, key_id, created FROM jejak_checkpoints"
@@ -231,7 +231,7 @@ class Transparency:
             for start in range(0, count, batch):
                 stop = min(count, start + batch)
                 rows = self.store.query(sql, (*prefix, start, stop))
-                stored = {r["idx"]: bytes(r["hash"]) for r in rows}
+                stored = {r["idx"]: blob(r["hash"]) for r in rows}
                 for idx in range(start, stop):
                     want = bytes(hashes[idx * 32 : idx * 32 + 32])
                     got = stored.get(idx)

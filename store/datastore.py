@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
-from jejak.store.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder, LogAppender
+from jejak.store.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder, LogAppender, blob
 from jejak.store.url import StoreURL, parse_store_url
 
 
@@ -150,7 +150,7 @@ class Store:
             params,
         )
         return [
-            (r["idx"], r["fact_id"], bytes(r["chain"]), bytes(r["state"]) if r["state"] is not None else None, r["topic"])
+            (r["idx"], r["fact_id"], blob(r["chain"]), blob(r["state"]) if r["state"] is not None else None, r["topic"])
             for r in rows
         ]
 
@@ -203,7 +203,7 @@ class Store:
                     if oid_e != oid or version_e != version:
                         break
                     resume = idx + 1
-                    yield idx, fact_id, bytes(chain), bytes(leaf_hash), None if state is None else bytes(state)
+                    yield idx, fact_id, blob(chain), blob(leaf_hash), None if state is None else blob(state)
                 else:
                     return
             except StopIteration:  # fewer events than entries
@@ -242,8 +242,8 @@ class Store:
                 return
             for r in rows:
                 state = r["state"]
-                yield r["idx"], r["fact_id"], bytes(r["chain"]), bytes(r["leaf_hash"]), \
-                    None if state is None else bytes(state)
+                yield r["idx"], r["fact_id"], blob(r["chain"]), blob(r["leaf_hash"]), \
+                    None if state is None else blob(state)
             start = rows[-1]["idx"] + 1
 
     def count_log_rows(self) -> int:

@@ -40,6 +40,13 @@ DUPLICATE = "duplicate"
 CONFLICT = "conflict"
 
 
+def blob(value: Any) -> bytes:
+    """A stored BLOB as bytes. SQLite lets SQL write TEXT over a BLOB column
+    (tampering such as `UPDATE … SET chain = 'abc'`): such a value becomes its
+    UTF-8 bytes, so checks report a mismatch at its index instead of failing."""
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedFact:
     """A validated fact ready to record: its event and its vault subjects."""
@@ -167,7 +174,7 @@ class LogAppender:
     def read_head(self, cursor: Any) -> tuple[int, bytes]:
         cursor.execute("SELECT size, chain FROM jejak_head WHERE id = 1")
         row = cursor.fetchone()
-        return row["size"], bytes(row["chain"])
+        return row["size"], blob(row["chain"])
 
     # -- the append ------------------------------------------------------------
     def append_to_log(self, cursor: Any, entries: Iterable[tuple[str, UUID | str, int, bytes]]) -> int:

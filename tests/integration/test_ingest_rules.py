@@ -111,6 +111,43 @@ def test_reingest_with_different_key_order_and_spacing_is_duplicate(ledger: Ledg
     assert (summary.accepted, summary.duplicates, summary.rejected) == (0, 1, 0)
 
 
+def test_reingest_with_reordered_keys_inside_an_unknown_field_is_duplicate(ledger: Ledger) -> None:
+    """Identical content is JSON equality, also inside objects the SPEC does not define."""
+    ingest(ledger, [line(order("o-1", meta={"a": 1, "b": {"x": [1, 2], "y": None}}))])
+    summary, rejections = ingest(ledger, [line(order("o-1", meta={"b": {"y": None, "x": [1, 2]}, "a": 1}))])
+    assert (summary.accepted, summary.duplicates, summary.rejected) == (0, 1, 0), [r.to_dict() for r in rejections]
+    # a list's order is content: that is a conflict
+    summary, rejections = ingest(ledger, [line(order("o-1", meta={"a": 1, "b": {"x": [2, 1], "y": None}}))])
+    assert [r.code for r in rejections] == ["conflict"]
+    assert exported(ledger)[0]["fact"]["meta"] == {"a": 1, "b": {"x": [1, 2], "y": None}}
+    # the same within one file (one batch)
+    summary, rejections = ingest(ledger, [line(order("o-2", meta={"p": 1, "q": 2})),
+                                          line(order("o-2", meta={"q": 2, "p": 1}))])
+    assert (summary.accepted, summary.duplicates, summary.rejected) == (1, 1, 0), [r.to_dict() for r in rejections]
+
+
+def test_amounts_beyond_the_bound_are_rejected_and_reads_keep_working(ledger: Ledger) -> None:
+    from jejak.domain.facts import MAX_AMOUNT
+    from jejak.reports import Reports
+
+    lines = [
+        line(order("o-max", amount=MAX_AMOUNT)),
+        line(order("o-over", amount=MAX_AMOUNT + 1)),
+        line(order("o-2p63", amount=2**63)),
+        line(order("o-2p64", amount=2**64)).replace(str(2**64).encode(), b"100000000000000000000"),
+        line(settled("s-max", "o-max", amount=MAX_AMOUNT)),
+    ]
+    summary, rejections = ingest(ledger, lines)
+    assert (summary.accepted, summary.rejected) == (2, 3)
+    assert [(r.line, r.id, r.code) for r in rejections] == [
+        (2, "o-over", "amount_too_large"), (3, "o-2p63", "amount_too_large"), (4, "o-2p64", "amount_too_large")]
+    assert all(str(MAX_AMOUNT) in r.message for r in rejections)
+    reports = Reports(ledger)
+    reports.catch_up()
+    [balance] = reports.balances()
+    assert (balance["ordered"], balance["credited"]) == (MAX_AMOUNT, MAX_AMOUNT)
+
+
 def test_same_id_different_content_is_conflict_first_stays(ledger: Ledger) -> None:
     ingest(ledger, [line(order("o-1", amount=750000))])
     summary, rejections = ingest(ledger, [b"\n", line(order("o-1", amount=999999)), line(order("o-2"))])

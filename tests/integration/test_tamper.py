@@ -240,6 +240,27 @@ def test_event_inserted_outside_the_ledger_is_caught(env: Env) -> None:
     env.assert_tampered(env.size)
 
 
+@pytest.mark.parametrize("column", ["chain", "leaf_hash", "state"])
+def test_text_written_over_a_blob_is_caught_at_its_index(env: Env, column: str) -> None:
+    """SQLite lets SQL store TEXT in a BLOB column (`SET chain = 'abc'`, or
+    `replace()` on an event's bytes): still a mismatch at that index, not a crash."""
+    sqlite = "postgresql" not in env.store_url  # on PostgreSQL 'abc' is read as bytea: bytes either way
+    if column == "state":
+        if sqlite:  # same characters, now TEXT: the bytes still hash the same
+            env.sql("UPDATE stored_events SET state = CAST(state AS TEXT) "
+                    "WHERE originator_id = (SELECT originator_id FROM jejak_log WHERE idx = ?)", (TAMPERED,))
+            assert env.query("SELECT typeof(state) AS t FROM stored_events WHERE originator_id = "
+                             "(SELECT originator_id FROM jejak_log WHERE idx = ?)", (TAMPERED,))[0]["t"] == "text"
+            env.assert_intact()
+        env.sql("UPDATE stored_events SET state = state || ' ' WHERE originator_id = "
+                "(SELECT originator_id FROM jejak_log WHERE idx = ?)", (TAMPERED,))
+    else:
+        env.sql(f"UPDATE jejak_log SET {column} = 'abc' WHERE idx = ?", (TAMPERED,))
+    out = env.assert_tampered(TAMPERED)
+    assert "Traceback" not in out["error"]
+    assert env.jejak("export").returncode in (0, 1)  # exports or refuses, never crashes
+
+
 def test_pristine_store_is_streamed_without_the_join(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_join(*_: Any) -> Any:
         raise AssertionError("the log and the events table should have zipped in order")
