@@ -155,11 +155,18 @@ def decode(leaf: bytes | None) -> dict[str, Any]:
     return fact
 
 
-def proof_for(transparency: Transparency, index: int, checkpoint: StoredCheckpoint | None) -> InclusionProof | None:
-    """Inclusion proof of `index` against the checkpoint (None if it does not cover the index)."""
+def proof_dict(transparency: Transparency, index: int, checkpoint: StoredCheckpoint | None) -> dict[str, Any] | None:
+    """Inclusion proof of `index` against the checkpoint, as the `InclusionProof`
+    dict (None if the checkpoint does not cover the index)."""
     if checkpoint is None or index >= checkpoint.size:
         return None
     try:
-        return InclusionProof(**transparency.prove(index, checkpoint.size))
+        return transparency.prove(index, checkpoint.size)
     except ProofRequestError:
         return None
+
+
+def proof_for(transparency: Transparency, index: int, checkpoint: StoredCheckpoint | None) -> InclusionProof | None:
+    """:func:`proof_dict` as the response model."""
+    proof = proof_dict(transparency, index, checkpoint)
+    return None if proof is None else InclusionProof(**proof)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from jejak.api.common import decode
+from jejak.api.common import decode, proof_dict
 from jejak.api.deps import ApiState
 from jejak.api.errors import ApiError
 from jejak.store.vault import is_token
-from jejak.transparency import ProofRequestError, StoredCheckpoint
+from jejak.transparency import StoredCheckpoint
 
 ORDERED = "disbursement.ordered"
 
@@ -42,11 +42,9 @@ def trail_page(state: ApiState, kind: tuple[str, str], token: str, after: int,
     """Log rows (index, fact_id, chain, leaf) of the subject after index `after`, at most `limit`,
     and whether more follow; one query."""
     column, orders_sql = kind
-    events = state.store.recorder.events_table_name  # type: ignore[attr-defined]
     rows = state.store.query(
         f"SELECT l.idx AS idx, l.fact_id AS fact_id, l.chain AS chain, e.state AS state "
-        f"FROM jejak_log l LEFT JOIN {events} e "
-        f"ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
+        f"{state.store.log_with_events_sql()} "
         f"WHERE l.idx IN ({_subject_indices_sql(state, column, orders_sql)}) AND l.idx > ? "
         f"ORDER BY l.idx LIMIT ?",
         (*_params(kind, token), after, limit + 1),
@@ -58,16 +56,6 @@ def trail_page(state: ApiState, kind: tuple[str, str], token: str, after: int,
 
 def reveal(state: ApiState, protected: dict[str, Any]) -> dict[str, Any]:
     return state.ledger.reveal_fact(protected)
-
-
-def proof_dict(state: ApiState, index: int, checkpoint: StoredCheckpoint | None) -> dict[str, Any] | None:
-    """Inclusion proof of `index` against the checkpoint as the InclusionProof dict (None if not covered)."""
-    if checkpoint is None or index >= checkpoint.size:
-        return None
-    try:
-        return state.transparency.prove(index, checkpoint.size)
-    except ProofRequestError:
-        return None
 
 
 def entry_dicts(state: ApiState, rows: Sequence[tuple[int, str, bytes, bytes | None]], *, with_proof: bool,
@@ -85,6 +73,6 @@ def entry_dicts(state: ApiState, rows: Sequence[tuple[int, str, bytes, bytes | N
         out.append({
             "index": idx, "fact_id": fact_id, "type": str(fact.get("type", "")), "at": str(fact.get("at", "")),
             "chain": chain.hex(), "fact": fact,
-            "proof": proof_dict(state, idx, checkpoint) if with_proof else None,
+            "proof": proof_dict(state.transparency, idx, checkpoint) if with_proof else None,
         })
     return out

@@ -114,13 +114,13 @@ class Projector:
             self.store.execute(cursor, "SELECT position FROM jejak_positions WHERE name = ?", (name,))
         return cursor.fetchone()["position"]
 
-    def rebuild(self, progress: Callable[[int], None] | None = None,
-                settle_progress: SettleProgress | None = None) -> int:
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Reset every model, replay the log from index 0 and settle, so the
         models read exactly as after an in-order catch-up; returns the number
-        of entries replayed."""
+        of entries replayed. (`jejak rebuild` calls the two steps itself, to
+        show a progress bar for each.)"""
         replayed = self.replay(progress)
-        self.settle(settle_progress)
+        self.settle()
         return replayed
 
     def replay(self, progress: Callable[[int], None] | None = None) -> int:

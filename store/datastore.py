@@ -140,13 +140,16 @@ class Store:
 
     LogRow = tuple[int, str, bytes, "bytes | None", "str | None"]
 
-    def _select_log(self, where: str, params: Sequence[Any]) -> list[LogRow]:
+    def log_with_events_sql(self) -> str:
+        """FROM clause: each log row (`l`) with its stored event (`e`), if any."""
         table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        return (f"FROM jejak_log l LEFT JOIN {table} e "
+                f"ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version")
+
+    def _select_log(self, where: str, params: Sequence[Any]) -> list[LogRow]:
         rows = self.query(
             f"SELECT l.idx AS idx, l.fact_id AS fact_id, l.chain AS chain, e.state AS state, e.topic AS topic "
-            f"FROM jejak_log l LEFT JOIN {table} e "
-            f"ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
-            f"WHERE {where} ORDER BY l.idx",
+            f"{self.log_with_events_sql()} WHERE {where} ORDER BY l.idx",
             params,
         )
         return [
@@ -229,12 +232,10 @@ class Store:
         return pair
 
     def _scan_log_joined(self, start: int, size: int, batch: int) -> Iterator[ScanRow]:
-        table = self.recorder.events_table_name  # type: ignore[attr-defined]
         while start < size:
             rows = self.query(
                 f"SELECT l.idx AS idx, l.fact_id AS fact_id, l.chain AS chain, l.leaf_hash AS leaf_hash, "
-                f"e.state AS state FROM jejak_log l LEFT JOIN {table} e "
-                f"ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
+                f"e.state AS state {self.log_with_events_sql()} "
                 f"WHERE l.idx >= ? AND l.idx < ? ORDER BY l.idx LIMIT {batch}",
                 (start, size),
             )
