@@ -10,6 +10,7 @@ reveal the person (e.g. whether an order's NIK is a possible NIK).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -21,6 +22,17 @@ FACTS_NAMESPACE = UUID("6a1e3c0e-5b0b-4c1e-9d1a-6a656a616b01")
 
 def fact_originator_id(fact_id: str) -> UUID:
     return uuid5(FACTS_NAMESPACE, fact_id)
+
+
+_NAMESPACE_BYTES = FACTS_NAMESPACE.bytes
+
+
+def fact_originator_hex(fact_id: str) -> str:
+    """`fact_originator_id(fact_id).hex` without building UUID objects (RFC 4122
+    §4.3 name-based SHA-1, as `uuid.uuid5`); several times faster, for ingest."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + fact_id.encode("utf-8")).hexdigest()
+    # version 5 in the 13th hex digit, the RFC 4122 variant (10xx) in the 17th
+    return h[:12] + "5" + h[13:16] + "89ab"[int(h[16], 16) & 3] + h[17:32]
 
 
 class FactRecorded(DomainEvent):

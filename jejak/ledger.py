@@ -8,21 +8,23 @@ through `Ledger.record` / `Ledger.ingest_lines`.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import orjson
 
-from jejak.domain.errors import Conflict, FactRejected, InvalidJSON
-from jejak.domain.facts import KNOWN_FIELDS, PERSONAL_FIELDS, Fact, check_fact, readable_id
-from jejak.domain.nik import mask_nik, nik_is_possible
+from jejak.domain.errors import Conflict
+from jejak.domain.facts import KNOWN_FIELDS, Fact, check_fact
+from jejak.domain.nik import mask_nik
+from jejak.preparer import FactPreparer, Prepared, PreparedBatch, PreparerPool, parse_json_line
 from jejak.secrets import load_master_secrets
 from jejak.settings import Settings
 from jejak.store.datastore import Store
 from jejak.store.leaf import decode_leaf
 from jejak.store.mapper import LeafMapper, new_fact_event
-from jejak.store.recorders import ACCEPTED, CONFLICT, DUPLICATE, PreparedFact
+from jejak.store.recorders import ACCEPTED, CONFLICT, DUPLICATE, FactRows, PreparedFact
 from jejak.store.vault import Sealer, Tokenizer, is_token
 
 
@@ -77,13 +79,6 @@ class IngestSummary:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
-def parse_json_line(raw: bytes | str) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJSON(f"line is not valid JSON ({exc.msg} at column {exc.colno})") from None
-
-
 class Ledger:
     def __init__(self, settings: Settings, store: Store, tokenizer: Tokenizer, sealer: Sealer) -> None:
         self.settings = settings
@@ -91,6 +86,7 @@ class Ledger:
         self.tokenizer = tokenizer
         self.sealer = sealer
         self.mapper = LeafMapper()
+        self.preparer = FactPreparer(tokenizer)
         self._reveal_cache: dict[str, str | None] = {}
 
     @classmethod
@@ -118,70 +114,42 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ---------------------------------------------------------------- protect
-    def protect(self, fact: Fact) -> PreparedFact:
-        """Replace personal fields by tokens; collect what the vault must seal."""
-        body = fact.body
-        known = KNOWN_FIELDS[fact.type]
-        protected: dict[str, Any] = {}
-        subjects: list[tuple[str, str, str]] = []
-        for name, value in body.items():
-            if name in PERSONAL_FIELDS and isinstance(value, str):
-                kind = name if name in ("nik", "kk") else "text"
-                token = self.tokenizer.token(kind, value)
-                subjects.append((token, kind, value))
-                protected[name] = token
-            elif name not in known:
-                text = orjson.dumps(value).decode()
-                token = self.tokenizer.token("extra", text)
-                subjects.append((token, "extra", text))
-                protected[name] = token
-            else:
-                protected[name] = value
-        derived: dict[str, Any] = {}
-        if fact.type == "disbursement.ordered":
-            derived["nik_possible"] = nik_is_possible(body["nik"])
-        event = new_fact_event(protected, derived, fact.at)
-        return PreparedFact(fact.id, self.mapper.to_stored_event(event), tuple(subjects))
-
     # ----------------------------------------------------------------- record
+    def protect(self, fact: Fact) -> PreparedFact:
+        """Replace personal fields by tokens (see `FactPreparer.protect`)."""
+        return self.preparer.protect(fact)
+
     def record(self, items: Sequence[bytes | str | dict[str, Any]]) -> list[Outcome]:
         """Validate and record items in one transaction; one outcome per item."""
+        return self._commit(items, self.preparer.prepare(items))
+
+    def _commit(self, items: Sequence[bytes | str | dict[str, Any]], batch: PreparedBatch) -> list[Outcome]:
+        """Record a prepared batch of `items` in one transaction; one outcome per item."""
         outcomes: list[Outcome | None] = [None] * len(items)
-        prepared: list[PreparedFact] = []
-        facts: list[Fact] = []
-        slots: list[int] = []
-        for i, item in enumerate(items):
-            obj: Any = None
-            try:
-                obj = item if isinstance(item, dict) else parse_json_line(item)
-                fact = check_fact(obj)
-                prepared.append(self.protect(fact))
-                facts.append(fact)
-                slots.append(i)
-            except FactRejected as exc:
-                outcomes[i] = Outcome("rejected", readable_id(obj), exc.code, exc.message)
-        if prepared:
-            statuses = self.store.recorder.record_facts(prepared, self.sealer)
-            for slot, p, fact, status in zip(slots, prepared, facts, statuses):
-                if status == CONFLICT and self._same_as_recorded(fact):
+        for r in batch.rejected:
+            outcomes[r.slot] = Outcome("rejected", r.fact_id, r.code, r.message)
+        if batch.slots:
+            statuses = self.store.recorder.record_facts(batch.rows, self.sealer)
+            for slot, fact_id, status in zip(batch.slots, batch.rows.fact_ids, statuses):
+                if status == CONFLICT and self._same_as_recorded(items[slot]):
                     status = DUPLICATE
                 if status == CONFLICT:
                     outcomes[slot] = Outcome(
-                        "rejected", p.fact_id, Conflict.code,
-                        f"fact id {p.fact_id!r} was recorded before with different content; the first version stays",
+                        "rejected", fact_id, Conflict.code,
+                        f"fact id {fact_id!r} was recorded before with different content; the first version stays",
                     )
                 else:
-                    outcomes[slot] = Outcome(status, p.fact_id)
+                    outcomes[slot] = Outcome(status, fact_id)
         return [o for o in outcomes if o is not None]
 
-    def _same_as_recorded(self, fact: Fact) -> bool:
-        """Whether a fact whose bytes differ from the recorded one with its id
+    def _same_as_recorded(self, item: bytes | str | dict[str, Any]) -> bool:
+        """Whether an item whose bytes differ from the recorded fact with its id
         is still the same content (SPEC: identical content is a re-delivery).
 
         Leaf format v1 tokenises a field the SPEC does not define from its JSON
         as delivered, so an object there with its keys in another order gets
         another token; compare the recorded fact, revealed, as canonical JSON."""
+        fact = check_fact(item if isinstance(item, dict) else parse_json_line(item))
         known = KNOWN_FIELDS[fact.type]
         if not any(isinstance(v, (dict, list)) for k, v in fact.body.items() if k not in known):
             return False
@@ -193,6 +161,9 @@ class Ledger:
         canonical = orjson.OPT_SORT_KEYS
         return orjson.dumps(recorded, option=canonical) == orjson.dumps(fact.body, option=canonical)
 
+    #: Batches prepared ahead of the one being written (memory stays flat: at most this many + 1).
+    PIPELINE_DEPTH = 2
+
     def ingest_lines(
         self,
         lines: Iterable[bytes],
@@ -200,13 +171,20 @@ class Ledger:
         on_rejection: Callable[[Rejection], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> IngestSummary:
-        """Stream lines (1-based numbering, blank lines skipped) in batches."""
-        summary = IngestSummary()
-        batch: list[bytes] = []
-        numbers: list[int] = []
+        """Stream lines (1-based numbering, blank lines skipped) in batches.
 
-        def flush() -> None:
-            for number, outcome in zip(numbers, self.record(batch)):
+        Batches are prepared (parsed, validated, protected) by
+        `settings.ingest_workers` worker processes up to `PIPELINE_DEPTH`
+        batches ahead, and written here one transaction each, in file order:
+        the chain, the outcomes and a crash's restart point are exactly as if
+        each batch were prepared and written in turn.
+        """
+        summary = IngestSummary()
+        pending: deque[tuple[list[int], list[bytes], Prepared]] = deque()
+
+        def write_oldest() -> None:
+            numbers, raws, prepared = pending.popleft()
+            for number, outcome in zip(numbers, self._commit(raws, prepared.result())):
                 if outcome.status == ACCEPTED:
                     summary.accepted += 1
                 elif outcome.status == DUPLICATE:
@@ -219,21 +197,15 @@ class Ledger:
                     else:
                         summary.rejections.append(rejection)
             if on_progress:
-                on_progress(len(batch))
-            batch.clear()
-            numbers.clear()
+                on_progress(len(numbers))
 
-        for number, raw in enumerate(lines, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # a UTF-8 byte order mark is not part of the first fact
-            if not raw.strip():
-                continue
-            batch.append(raw)
-            numbers.append(number)
-            if len(batch) >= self.settings.batch_size:
-                flush()
-        if batch:
-            flush()
+        with PreparerPool(self.preparer, self.settings.ingest_workers) as preparers:
+            for numbers, raws in _batches(lines, self.settings.batch_size):
+                pending.append((numbers, raws, preparers.submit(raws)))
+                while len(pending) > self.PIPELINE_DEPTH:
+                    write_oldest()
+            while pending:
+                write_oldest()
         return summary
 
     # ------------------------------------------------------------------- erase
@@ -292,7 +264,7 @@ class Ledger:
             }
             prepared.append(PreparedFact(item.fact_id, self.mapper.to_stored_event(new_fact_event(fact, {}, now)), ()))
         with self.store.transaction(commit=True) as cursor:
-            statuses = self.store.recorder.record_facts_in(cursor, prepared, self.sealer)
+            statuses = self.store.recorder.record_facts_in(cursor, FactRows.of(prepared), self.sealer)
             added = sum(1 for status in statuses if status == ACCEPTED)
             if added:
                 # Read models ignore jejak's own facts, so one that was caught up
@@ -412,6 +384,24 @@ class Ledger:
             if with_chain:
                 line["chain"] = chain.hex()
             yield line
+
+
+def _batches(lines: Iterable[bytes], size: int) -> Iterator[tuple[list[int], list[bytes]]]:
+    """(line numbers, lines) in batches of `size`; 1-based numbers, blank lines skipped."""
+    numbers: list[int] = []
+    batch: list[bytes] = []
+    for number, raw in enumerate(lines, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a UTF-8 byte order mark is not part of the first fact
+        if not raw.strip():
+            continue
+        batch.append(raw)
+        numbers.append(number)
+        if len(batch) >= size:
+            yield numbers, batch
+            numbers, batch = [], []
+    if batch:
+        yield numbers, batch
 
 
 def utc_now() -> datetime:

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
 
     # Ingest batching: facts per transaction.
     batch_size: int = 5000
+    #: Processes that parse, validate and protect ingest batches while this one
+    #: writes (0: all in one process). One is enough on two cores: the database
+    #: server needs the other.
+    ingest_workers: int = Field(default=1, ge=0, le=16)
 
     def resolved_keys_dir(self) -> Path:
         if self.keys_dir is not None:

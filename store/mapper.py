@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
-from jejak.domain.events import EVENT_TYPES, FactRecorded, fact_originator_id
+from jejak.domain.events import EVENT_TYPES, FactRecorded, fact_originator_hex, fact_originator_id
 from jejak.store.leaf import decode_leaf, encode_leaf
 
 TOPICS = {ftype: get_topic(cls) for ftype, cls in EVENT_TYPES.items()}
@@ -27,6 +27,18 @@ class LeafMapper(Mapper):
             originator_version=domain_event.originator_version,
             topic=TOPICS[domain_event.fact["type"]],
             state=encode_leaf(domain_event.fact, domain_event.derived),
+        )
+
+    def stored_fact(self, protected_fact: dict[str, Any], derived: dict[str, Any]) -> StoredEvent:
+        """The stored event `to_stored_event(new_fact_event(protected_fact, derived, at))`
+        gives, built without the event object (its timestamp is not stored; the
+        leaf carries `at`) and with the originator id as its hex string, which
+        both recorders store as they store a UUID's: the ingest hot path."""
+        return StoredEvent(
+            originator_id=fact_originator_hex(protected_fact["id"]),
+            originator_version=1,
+            topic=TOPICS[protected_fact["type"]],
+            state=encode_leaf(protected_fact, derived),
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> FactRecorded:

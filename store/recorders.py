@@ -20,9 +20,11 @@ the lock so two concurrent ingests of one file record each fact once.
 from __future__ import annotations
 
 import hashlib
+import re
+import struct
 import time
-from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterable, NamedTuple, Sequence
 from uuid import UUID
 
 from eventsourcing.persistence import OperationalError, StoredEvent
@@ -47,13 +49,52 @@ def blob(value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedFact:
-    """A validated fact ready to record: its event and its vault subjects."""
+class PreparedFact(NamedTuple):
+    """A validated fact ready to record: its stored event and its vault subjects."""
 
     fact_id: str
     stored_event: StoredEvent
     subjects: tuple[tuple[str, str, str], ...]  # (token, kind, clear value)
+
+
+@dataclass(slots=True)
+class FactRows:
+    """A batch of prepared facts, column by column.
+
+    This is what crosses from an ingest worker process to the writer, so it
+    is plain lists (cheap to pickle) and each clear value appears once per
+    batch, however many facts name it."""
+
+    fact_ids: list[str] = field(default_factory=list)
+    oids: list[str] = field(default_factory=list)  # originator ids, 32 hex digits
+    topics: list[str] = field(default_factory=list)
+    leaves: list[bytes] = field(default_factory=list)
+    leaf_hashes: list[bytes] = field(default_factory=list)
+    tokens: list[tuple[str, ...]] = field(default_factory=list)  # each fact's vault tokens
+    subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> (kind, clear value)
+
+    def add(self, prepared: PreparedFact) -> None:
+        event = prepared.stored_event
+        assert event.originator_version == 1, "a fact is an aggregate of one event"
+        oid = event.originator_id
+        self.fact_ids.append(prepared.fact_id)
+        self.oids.append(oid.hex if isinstance(oid, UUID) else oid)
+        self.topics.append(event.topic)
+        self.leaves.append(event.state)
+        self.leaf_hashes.append(leaf_hash(event.state))
+        self.tokens.append(tuple(token for token, _kind, _value in prepared.subjects))
+        for token, kind, value in prepared.subjects:
+            self.subjects.setdefault(token, (kind, value))
+
+    @classmethod
+    def of(cls, prepared: Iterable[PreparedFact]) -> "FactRows":
+        rows = cls()
+        for p in prepared:
+            rows.add(p)
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.fact_ids)
 
 
 def chain_next(previous: bytes, leaf: bytes) -> bytes:
@@ -108,7 +149,8 @@ class LogAppender:
     def take_write_lock(self, cursor: Any) -> None:
         raise NotImplementedError
 
-    def insert_stored(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+    def insert_stored(self, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> None:
+        """Insert (originator id, version, topic, state) rows into the events table."""
         raise NotImplementedError
 
     def bulk_insert(self, cursor: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
@@ -177,67 +219,78 @@ class LogAppender:
         return row["size"], blob(row["chain"])
 
     # -- the append ------------------------------------------------------------
-    def append_to_log(self, cursor: Any, entries: Iterable[tuple[str, UUID | str, int, bytes]]) -> int:
+    def append_to_log(
+        self, cursor: Any, entries: Iterable[tuple[str, UUID | str, int, bytes]],
+        leaf_hashes: Sequence[bytes] | None = None,
+    ) -> int:
         """Append (fact_id, originator_id, originator_version, leaf) entries; returns the first new index.
 
         The version is kept so a log entry names exactly one stored event even
         when an aggregate stored through the plain library API has several.
+        `leaf_hashes`, when given, are the entries' leaf hashes computed before
+        (by an ingest worker); otherwise they are computed here.
         """
         size, chain = self.read_head(cursor)
-        first = size
-        log_rows: list[tuple] = []
-        leaf_hashes: list[bytes] = []
-        for fact_id, oid, version, leaf in entries:
-            chain = chain_next(chain, leaf)
-            lh = leaf_hash(leaf)
-            log_rows.append((size + len(log_rows), fact_id, self.oid_param(oid), version, chain, lh))
-            leaf_hashes.append(lh)
+        log_rows: list[tuple[str, UUID | str, int, bytes, bytes]] = []
+        hashes: list[bytes] = []
+        sha256 = hashlib.sha256
+        for i, (fact_id, oid, version, leaf) in enumerate(entries):
+            chain = sha256(chain + leaf).digest()
+            lh = leaf_hash(leaf) if leaf_hashes is None else leaf_hashes[i]
+            log_rows.append((fact_id, oid, version, chain, lh))
+            hashes.append(lh)
         if not log_rows:
-            return first
+            return size
         # Leaf hashes live in the log rows and small subtrees are recomputed
         # on read, so only subtrees of 2**STORED_FROM_LEVEL leaves and more get
         # rows of their own (one row per 16 facts instead of one per fact).
         nodes = [
-            n for n in new_nodes_for_append(size, leaf_hashes, _CursorNodeReader(self, cursor))
+            n for n in new_nodes_for_append(size, hashes, _CursorNodeReader(self, cursor))
             if n[0] >= STORED_FROM_LEVEL
         ]
-        self.bulk_insert(
-            cursor, "jejak_log", ("idx", "fact_id", "originator_id", "originator_version", "chain", "leaf_hash"),
-            log_rows,
-        )
+        self.insert_log(cursor, size, log_rows)
         self.bulk_insert(cursor, "jejak_nodes", ("level", "idx", "hash"), [tuple(n) for n in nodes])
         cursor.execute(
             self.sql("UPDATE jejak_head SET size = ?, chain = ? WHERE id = 1"), (size + len(log_rows), chain)
         )
-        return first
+        return size
 
-    def record_facts(self, prepared: Sequence[PreparedFact], sealer: Any) -> list[str]:
-        """Record facts idempotently in one transaction; one status per input."""
+    LOG_COLUMNS = ("idx", "fact_id", "originator_id", "originator_version", "chain", "leaf_hash")
+
+    def insert_log(self, cursor: Any, first: int, rows: Sequence[tuple[str, UUID | str, int, bytes, bytes]]) -> None:
+        """Insert log rows (fact_id, originator_id, version, chain, leaf_hash) from index `first` on."""
+        oid_param = self.oid_param
+        self.bulk_insert(
+            cursor, "jejak_log", self.LOG_COLUMNS,
+            [(first + i, fact_id, oid_param(oid), version, chain, lh)
+             for i, (fact_id, oid, version, chain, lh) in enumerate(rows)],
+        )
+
+    def record_facts(self, rows: FactRows, sealer: Any) -> list[str]:
+        """Record facts idempotently in one transaction; one status per fact."""
         with self.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
-            return self.record_facts_in(cursor, prepared, sealer)
+            return self.record_facts_in(cursor, rows, sealer)
 
-    def record_facts_in(self, cursor: Any, prepared: Sequence[PreparedFact], sealer: Any) -> list[str]:
+    def record_facts_in(self, cursor: Any, rows: FactRows, sealer: Any) -> list[str]:
         self.take_write_lock(cursor)
-        existing = self._existing_states(cursor, [p.stored_event.originator_id for p in prepared])
+        seen = self._existing_states(cursor, rows.oids)
         statuses: list[str] = []
-        new: list[PreparedFact] = []
-        for p in prepared:
-            oid = p.stored_event.originator_id
-            key = oid.hex if isinstance(oid, UUID) else str(oid)
-            if key in existing:
-                statuses.append(DUPLICATE if existing[key] == p.stored_event.state else CONFLICT)
+        new: list[int] = []
+        leaves = rows.leaves
+        for i, oid in enumerate(rows.oids):
+            state = seen.get(oid)
+            if state is not None:
+                statuses.append(DUPLICATE if state == leaves[i] else CONFLICT)
                 continue
-            existing[key] = p.stored_event.state
+            seen[oid] = leaves[i]
             statuses.append(ACCEPTED)
-            new.append(p)
+            new.append(i)
         if new:
-            self._store_subjects(cursor, new, sealer)
-            self.insert_stored(cursor, [p.stored_event for p in new])
+            self._store_subjects(cursor, rows, new, sealer)
+            oids, topics, ids, hashes = rows.oids, rows.topics, rows.fact_ids, rows.leaf_hashes
+            self.insert_stored(cursor, [(oids[i], 1, topics[i], leaves[i]) for i in new])
             self.append_to_log(
-                cursor, (
-                    (p.fact_id, p.stored_event.originator_id, p.stored_event.originator_version, p.stored_event.state)
-                    for p in new
-                ),
+                cursor, [(ids[i], oids[i], 1, leaves[i]) for i in new], [hashes[i] for i in new]
             )
         return statuses
 
@@ -251,33 +304,33 @@ class LogAppender:
             rows.extend(cursor.fetchall())
         return rows
 
-    def _existing_states(self, cursor: Any, oids: list[UUID]) -> dict[str, bytes]:
+    def _existing_states(self, cursor: Any, oids: list[str]) -> dict[str, bytes]:
+        """Stored state by originator id (hex) for those of `oids` already recorded."""
         out: dict[str, bytes] = {}
         table = self.events_table_name  # type: ignore[attr-defined]
         if oids:
-            for row in self.select_in(
-                cursor, f"SELECT originator_id, state FROM {table}", "originator_id", [self.oid_param(o) for o in oids]
-            ):
+            for row in self.select_in(cursor, f"SELECT originator_id, state FROM {table}", "originator_id", oids):
                 oid = row["originator_id"]
                 out[oid.hex if isinstance(oid, UUID) else UUID(oid).hex] = bytes(row["state"])
         return out
 
-    def _store_subjects(self, cursor: Any, new: Sequence[PreparedFact], sealer: Any) -> None:
-        wanted: dict[str, tuple[str, str]] = {}
-        for p in new:
-            for token, kind, value in p.subjects:
-                wanted.setdefault(token, (kind, value))
+    def _known_tokens(self, cursor: Any, tokens: list[str]) -> set[str]:
+        return {row["token"] for row in self.select_in(cursor, "SELECT token FROM jejak_subjects", "token", tokens)}
+
+    def _store_subjects(self, cursor: Any, rows: FactRows, new: Sequence[int], sealer: Any) -> None:
+        """Seal the subjects the new facts name that the vault does not hold yet
+        (nor held: an erased subject keeps its tombstone, so it never comes back)."""
+        wanted = {token for i in new for token in rows.tokens[i]}
         if not wanted:
             return
-        known = {row["token"] for row in self.select_in(cursor, "SELECT token FROM jejak_subjects", "token", list(wanted))}
-        rows = []
-        for token, (kind, value) in wanted.items():
-            if token in known:
-                continue
-            sealed = sealer.seal(token, kind, value)
-            rows.append((token, kind, sealed.sealed_dek, sealed.sealed_value))
-        if rows:
-            self.bulk_insert(cursor, "jejak_subjects", ("token", "kind", "sealed_dek", "sealed_value"), rows)
+        known = self._known_tokens(cursor, sorted(wanted))
+        sealed = []
+        for token in sorted(wanted - known):
+            kind, value = rows.subjects[token]
+            s = sealer.seal(token, kind, value)
+            sealed.append((token, kind, s.sealed_dek, s.sealed_value))
+        if sealed:
+            self.bulk_insert(cursor, "jejak_subjects", ("token", "kind", "sealed_dek", "sealed_value"), sealed)
 
 
 class ChainedSQLiteRecorder(LogAppender, SQLiteApplicationRecorder):
@@ -313,8 +366,10 @@ class ChainedSQLiteRecorder(LogAppender, SQLiteApplicationRecorder):
         # can never race another writer.
         cursor.execute("UPDATE jejak_head SET size = size WHERE id = 1")
 
-    def insert_stored(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
-        SQLiteApplicationRecorder._insert_events(self, cursor, stored_events)
+    def insert_stored(self, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> None:
+        # The library's statement, in one executemany (its application
+        # recorder inserts row by row to collect ids we do not need).
+        cursor.executemany(self.insert_events_statement, rows)
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         self.take_write_lock(c)
@@ -346,18 +401,52 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
 
         cursor.execute(SQL("; ").join(self.lock_table_statements))
 
-    def insert_stored(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
-        # Same table and lock as the library's insert, but COPY instead of an
-        # unnest() of composite values: several times faster for big batches.
+    def insert_stored(self, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> None:
+        # Same table and lock as the library's insert, but binary COPY instead
+        # of an unnest() of composite values: several times faster for big batches.
         self._notify_channel(cursor)
-        self.bulk_insert(
-            cursor, self.events_table_name, ("originator_id", "originator_version", "topic", "state"),
-            [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events],
-        )
+        columns = ("originator_id", "originator_version", "topic", "state")
+        if not self._binary_copy_fits(cursor, rows):
+            self.bulk_insert(cursor, self.events_table_name, columns, rows)
+            return
+        self._copy_binary(cursor, self.events_table_name, columns, pg_binary_events(rows))
+
+    def insert_log(self, cursor: Any, first: int, rows: Sequence[tuple[str, UUID | str, int, bytes, bytes]]) -> None:
+        if not self._binary_copy_fits(cursor, rows):
+            LogAppender.insert_log(self, cursor, first, rows)
+            return
+        self._copy_binary(cursor, "jejak_log", self.LOG_COLUMNS, pg_binary_log(first, rows))
+
+    def _binary_copy_fits(self, cursor: Any, rows: Sequence[Any]) -> bool:
+        """Binary COPY for uuid ids and more than a few rows, outside pipeline
+        mode (where the library's insert_events() runs and COPY is refused)."""
+        return (self.OID_TYPE == "UUID" and len(rows) > self.SMALL_INSERT_ROWS
+                and not cursor.connection.pgconn.pipeline_status)
+
+    def _copy_binary(self, cursor: Any, table: str, columns: Sequence[str], data: bytes) -> None:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(data)
 
     def select_in(self, cursor: Any, select: str, column: str, values: Sequence[Any]) -> list[Any]:
         cursor.execute(f"{select} WHERE {column} = ANY(%s)", (list(values),))
         return list(cursor.fetchall())
+
+    def _existing_states(self, cursor: Any, oids: list[str]) -> dict[str, bytes]:
+        # The ids as one array literal: psycopg adapts a list of UUIDs value by value in Python.
+        cast = "uuid[]" if self.OID_TYPE == "UUID" else "text[]"
+        cursor.execute(
+            f"SELECT originator_id, state FROM {self.events_table_name} WHERE originator_id = ANY(%s::{cast})",
+            (text_array(oids),),
+        )
+        out: dict[str, bytes] = {}
+        for row in cursor.fetchall():
+            oid = row["originator_id"]
+            out[oid.hex if isinstance(oid, UUID) else UUID(oid).hex] = bytes(row["state"])
+        return out
+
+    def _known_tokens(self, cursor: Any, tokens: list[str]) -> set[str]:
+        cursor.execute("SELECT token FROM jejak_subjects WHERE token = ANY(%s::text[])", (text_array(tokens),))
+        return {row["token"] for row in cursor.fetchall()}
 
     #: One statement text whatever the keys (arrays, not a placeholder per key): psycopg converts
     #: it once and PostgreSQL prepares it once per connection instead of planning every proof.
@@ -391,9 +480,16 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
             # is not allowed.
             LogAppender.bulk_insert(self, cursor, table, columns, rows)
             return
+        try:
+            data = copy_text(rows)
+        except KeyError:  # a value type copy_text does not format: psycopg's own row writer
+            data = None
         with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            if data is not None:
+                copy.write(data)
+            else:
+                for row in rows:
+                    copy.write_row(row)
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # The library locks the table, notifies and inserts (RETURNING ids on
@@ -402,6 +498,90 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
         super()._insert_stored_events(curs, stored_events, **kwargs)
         with curs.connection.cursor() as log_cursor:
             self.append_to_log(log_cursor, _generic_entries(stored_events))
+
+
+def _copy_bytes(value: bytes) -> str:
+    return "\\\\x" + value.hex()
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile("[\\\\\t\n\r]")
+
+
+def _copy_str(value: str) -> str:
+    # translate() with a dict table is slow; the log's strings (ids, topics, tokens) never need it
+    return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
+
+
+#: COPY text-format field for each value type (PostgreSQL "COPY … FROM STDIN", default options).
+_COPY_FORMAT: dict[type, Any] = {
+    str: _copy_str,
+    int: str,
+    bool: lambda v: "t" if v else "f",
+    bytes: _copy_bytes,
+    bytearray: _copy_bytes,
+    memoryview: lambda v: _copy_bytes(bytes(v)),
+    UUID: str,
+    type(None): lambda v: "\\N",
+}
+
+
+def copy_text(rows: Iterable[Sequence[Any]]) -> bytes:
+    """Rows as COPY text-format data, formatted in one pass.
+
+    psycopg's `Copy.write_row` adapts value by value (about 10 µs a row
+    here); the log's rows hold only the types above, formatted with C-level
+    str methods. Raises KeyError for any other type (the caller then falls
+    back to `write_row`)."""
+    fmt = _COPY_FORMAT
+    return "".join(
+        ["\t".join([fmt[type(v)](v) for v in row]) + "\n" for row in rows]
+    ).encode("utf-8")
+
+
+# PostgreSQL's binary COPY format: a signature, flags and header-extension length,
+# then per row a field count and each field as a length and its bytes, then -1.
+# The server skips parsing text (a leaf's bytea would be 2 hex digits a byte):
+# measured here, a third less server time and a third of the client's.
+_PG_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_PG_BINARY_TRAILER = b"\xff\xff"
+_EVENT_HEAD = struct.Struct(">hi16siqi")  # 4 fields; uuid; int8 version; text topic length
+_LOG_HEAD = struct.Struct(">hiqi")  # 6 fields; int8 index; text fact id length
+_LOG_TAIL = struct.Struct(">i16siqi32si32s")  # uuid; int8 version; bytea chain; bytea leaf hash
+_LENGTH = struct.Struct(">i")
+
+
+def _uuid_bytes(oid: UUID | str) -> bytes:
+    return oid.bytes if isinstance(oid, UUID) else UUID(oid).bytes if len(oid) != 32 else bytes.fromhex(oid)
+
+
+def pg_binary_events(rows: Iterable[tuple[UUID | str, int, str, bytes]]) -> bytes:
+    """Events table rows (uuid originator id, int8 version, text topic, bytea state) as binary COPY data."""
+    head, length = _EVENT_HEAD.pack, _LENGTH.pack
+    parts = [_PG_BINARY_HEADER]
+    for oid, version, topic, state in rows:
+        t = topic.encode("utf-8")
+        parts.append(head(4, 16, _uuid_bytes(oid), 8, version, len(t)) + t + length(len(state)) + state)
+    parts.append(_PG_BINARY_TRAILER)
+    return b"".join(parts)
+
+
+def pg_binary_log(first: int, rows: Iterable[tuple[str, UUID | str, int, bytes, bytes]]) -> bytes:
+    """jejak_log rows (int8 idx, text fact id, uuid originator id, int8 version, bytea chain, bytea leaf hash)."""
+    head, tail = _LOG_HEAD.pack, _LOG_TAIL.pack
+    parts = [_PG_BINARY_HEADER]
+    for i, (fact_id, oid, version, chain, lh) in enumerate(rows):
+        f = fact_id.encode("utf-8")
+        if len(chain) != 32 or len(lh) != 32:
+            raise ValueError(f"log row {first + i}: hashes must be 32 bytes")
+        parts.append(head(6, 8, first + i, len(f)) + f + tail(16, _uuid_bytes(oid), 8, version, 32, chain, 32, lh))
+    parts.append(_PG_BINARY_TRAILER)
+    return b"".join(parts)
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal of text values (for `= ANY(%s::text[])`)."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 
 
 def _generic_entries(stored_events: Sequence[StoredEvent]) -> Iterable[tuple[str, UUID | str, int, bytes]]:

@@ -1,0 +1,264 @@
+"""Recording, stage one: parse, validate and protect facts (no I/O).
+
+`FactPreparer.prepare(items)` turns a batch of raw lines (or decoded objects)
+into the rejections it found and the `FactRows` the recorder writes. It needs
+only the pseudonym key, so `jejak ingest` runs it in a worker process while
+the main process writes the batch before (`PreparerPool`): the CPU-bound
+preparation and the write (mostly waiting on the database) overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Sequence
+
+import orjson
+
+from jejak.domain.errors import FactRejected, InvalidJSON
+from jejak.domain.facts import KNOWN_FIELDS, PERSONAL_FIELDS, Fact, check_fact, readable_id
+from jejak.domain.nik import nik_is_possible
+from jejak.store.mapper import LeafMapper
+from jejak.store.recorders import FactRows, PreparedFact
+from jejak.store.vault import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def parse_json_line(raw: bytes | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"line is not valid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An item the preparer refused: its position in the batch and why."""
+
+    slot: int
+    fact_id: str | None
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch after stage one: rejections decided, the rest ready to record."""
+
+    rejected: list[Rejected] = field(default_factory=list)
+    slots: list[int] = field(default_factory=list)  # each fact's position in the batch
+    rows: FactRows = field(default_factory=FactRows)
+
+
+class FactPreparer:
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.mapper = LeafMapper()
+
+    def protect(self, fact: Fact) -> PreparedFact:
+        """Replace personal fields by tokens; collect what the vault must seal.
+
+        A personal field (`PERSONAL_FIELDS`) holding a string is tokenised as
+        itself; any field SPEC does not define for the type is tokenised from
+        its JSON (it may hold anything, so it is treated as personal text)."""
+        body = fact.body
+        names = body.keys()
+        protected = dict(body)
+        subjects: list[tuple[str, str, str]] = []
+        token = self.tokenizer.token
+        for name in names & PERSONAL_FIELDS:
+            value = body[name]
+            if isinstance(value, str):
+                kind = name if name in ("nik", "kk") else "text"
+                protected[name] = tok = token(kind, value)
+                subjects.append((tok, kind, value))
+        for name in names - KNOWN_FIELDS[fact.type]:
+            value = body[name]
+            if name in PERSONAL_FIELDS and isinstance(value, str):
+                continue  # done above
+            text = orjson.dumps(value).decode()
+            protected[name] = tok = token("extra", text)
+            subjects.append((tok, "extra", text))
+        derived = {"nik_possible": nik_is_possible(body["nik"])} if fact.type == "disbursement.ordered" else {}
+        return PreparedFact(fact.id, self.mapper.stored_fact(protected, derived), tuple(subjects))
+
+    def prepare(self, items: Sequence[bytes | str | dict[str, Any]]) -> PreparedBatch:
+        batch = PreparedBatch()
+        for slot, item in enumerate(items):
+            obj: Any = None
+            try:
+                obj = item if isinstance(item, dict) else parse_json_line(item)
+                batch.rows.add(self.protect(check_fact(obj)))
+                batch.slots.append(slot)
+            except FactRejected as exc:
+                batch.rejected.append(Rejected(slot, readable_id(obj), exc.code, exc.message))
+        return batch
+
+
+# ------------------------------------------------------------ worker process
+# A child started as `python -m jejak.ingest_worker`, speaking length-prefixed
+# pickle frames on its standard input and output: the tokenizer first, then
+# one batch of raw lines in, one PreparedBatch (or the exception) out, in order.
+# Not multiprocessing: its spawn and forkserver modes re-run the parent's main
+# script in the child, which for an unguarded script (or a test) means running
+# the whole program twice.
+
+_FRAME = struct.Struct(">Q")
+
+
+def _write_frame(stream: BinaryIO, obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_FRAME.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _read_frame(stream: BinaryIO) -> Any:
+    head = stream.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        raise EOFError("the ingest worker closed its output")
+    (size,) = _FRAME.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the ingest worker closed its output mid-batch")
+    return pickle.loads(data)
+
+
+def _worker_main() -> None:
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but frames on the real standard output
+    preparer = FactPreparer(_read_frame(inp))
+    while True:
+        try:
+            items = _read_frame(inp)
+        except EOFError:
+            return
+        try:
+            result: Any = ("ok", preparer.prepare(items))
+        except Exception as exc:  # sent back and raised in the parent
+            result = ("error", exc)
+        _write_frame(out, result)
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+class _Worker:
+    """One preparer child; batches go in through a sender thread so that
+    writing batch k + 2 never waits on the parent reading result k + 1."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jejak.ingest_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._outbox.put(tokenizer)
+        self._sender = threading.Thread(target=self._send_all, name="jejak-ingest-sender", daemon=True)
+        self._sender.start()
+
+    def _send_all(self) -> None:
+        assert self.proc.stdin is not None
+        try:
+            while (item := self._outbox.get()) is not _STOP:
+                _write_frame(self.proc.stdin, item)
+        except (BrokenPipeError, OSError):
+            pass  # the child is gone; the parent finds out reading its results
+        finally:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+    def send(self, items: list[bytes]) -> None:
+        self._outbox.put(items)
+
+    def receive(self) -> PreparedBatch:
+        assert self.proc.stdout is not None
+        try:
+            status, value = _read_frame(self.proc.stdout)
+        except (EOFError, pickle.UnpicklingError) as exc:
+            raise WorkerFailed(f"{exc} (exit code {self.proc.poll()})") from None
+        if status == "error":
+            raise value
+        return value
+
+    def close(self) -> None:
+        self._outbox.put(_STOP)
+        self._sender.join(timeout=10)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+_STOP = object()
+
+
+class Prepared:
+    """A batch handed to `PreparerPool`: `result()` is its PreparedBatch, read in submission order."""
+
+    def __init__(self, pool: "PreparerPool", items: list[bytes], batch: PreparedBatch | None) -> None:
+        self._pool = pool
+        self._items = items
+        self._batch = batch
+
+    def result(self) -> PreparedBatch:
+        if self._batch is None:
+            self._batch = self._pool._receive(self._items)
+        return self._batch
+
+
+class PreparerPool:
+    """Stage one in a worker process (`workers` = 0: in this one).
+
+    The first batch is prepared here while nothing else could run; the worker
+    starts with the second, so a small input never pays for it. If the worker
+    dies, the batches it held are prepared here instead: nothing is lost and the
+    input keeps its order."""
+
+    def __init__(self, preparer: FactPreparer, workers: int) -> None:
+        self.preparer = preparer
+        self.workers = workers
+        self._worker: _Worker | None = None
+        self._submitted = 0
+        self._failed = False
+
+    def __enter__(self) -> "PreparerPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def submit(self, items: list[bytes]) -> Prepared:
+        self._submitted += 1
+        if self.workers <= 0 or self._failed or self._submitted == 1:
+            return Prepared(self, items, self.preparer.prepare(items))
+        if self._worker is None:
+            self._worker = _Worker(self.preparer.tokenizer)
+        self._worker.send(items)
+        return Prepared(self, items, None)
+
+    def _receive(self, items: list[bytes]) -> PreparedBatch:
+        if not self._failed and self._worker is not None:
+            try:
+                return self._worker.receive()
+            except WorkerFailed as exc:
+                self._failed = True
+                log.warning("ingest worker failed (%s); preparing the remaining batches in this process", exc)
+                self._worker.close()
+                self._worker = None
+        return self.preparer.prepare(items)
+
