@@ -178,10 +178,10 @@ class NodeReader(Protocol):
 
 
 class MemoryNodeStore:
-    """In-memory NodeReader, for tests and offline verification."""
+    """In-memory NodeReader (tests, offline verification, a log tail's frontier)."""
 
-    def __init__(self) -> None:
-        self.nodes: dict[NodeKey, bytes] = {}
+    def __init__(self, nodes: dict[NodeKey, bytes] | None = None) -> None:
+        self.nodes: dict[NodeKey, bytes] = dict(nodes or {})
         self.reads = 0  # number of get_nodes calls, for tests
         self.keys_read = 0
 

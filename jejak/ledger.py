@@ -9,6 +9,7 @@ through `Ledger.record` / `Ledger.ingest_lines`.
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -24,7 +25,7 @@ from jejak.settings import Settings
 from jejak.store.datastore import Store
 from jejak.store.leaf import decode_leaf
 from jejak.store.mapper import LeafMapper, new_fact_event
-from jejak.store.recorders import ACCEPTED, CONFLICT, DUPLICATE, FactRows, PreparedFact
+from jejak.store.recorders import ACCEPTED, CONFLICT, DUPLICATE, FactRows, LogTail, PreparedFact
 from jejak.store.vault import Sealer, Tokenizer, is_token
 
 
@@ -125,21 +126,26 @@ class Ledger:
 
     def _commit(self, items: Sequence[bytes | str | dict[str, Any]], batch: PreparedBatch) -> list[Outcome]:
         """Record a prepared batch of `items` in one transaction; one outcome per item."""
+        statuses = self.store.recorder.record_facts(batch.rows, self.sealer) if batch.slots else []
+        return self._outcomes(items, batch, statuses)
+
+    def _outcomes(
+        self, items: Sequence[bytes | str | dict[str, Any]], batch: PreparedBatch, statuses: Sequence[str],
+    ) -> list[Outcome]:
+        """One outcome per item, in order, from the preparer's rejections and the recorder's statuses."""
         outcomes: list[Outcome | None] = [None] * len(items)
         for r in batch.rejected:
             outcomes[r.slot] = Outcome("rejected", r.fact_id, r.code, r.message)
-        if batch.slots:
-            statuses = self.store.recorder.record_facts(batch.rows, self.sealer)
-            for slot, fact_id, status in zip(batch.slots, batch.rows.fact_ids, statuses):
-                if status == CONFLICT and self._same_as_recorded(items[slot]):
-                    status = DUPLICATE
-                if status == CONFLICT:
-                    outcomes[slot] = Outcome(
-                        "rejected", fact_id, Conflict.code,
-                        f"fact id {fact_id!r} was recorded before with different content; the first version stays",
-                    )
-                else:
-                    outcomes[slot] = Outcome(status, fact_id)
+        for slot, fact_id, status in zip(batch.slots, batch.rows.fact_ids, statuses):
+            if status == CONFLICT and self._same_as_recorded(items[slot]):
+                status = DUPLICATE
+            if status == CONFLICT:
+                outcomes[slot] = Outcome(
+                    "rejected", fact_id, Conflict.code,
+                    f"fact id {fact_id!r} was recorded before with different content; the first version stays",
+                )
+            else:
+                outcomes[slot] = Outcome(status, fact_id)
         return [o for o in outcomes if o is not None]
 
     def _same_as_recorded(self, item: bytes | str | dict[str, Any]) -> bool:
@@ -161,7 +167,7 @@ class Ledger:
         canonical = orjson.OPT_SORT_KEYS
         return orjson.dumps(recorded, option=canonical) == orjson.dumps(fact.body, option=canonical)
 
-    #: Batches prepared ahead of the one being written (memory stays flat: at most this many + 1).
+    #: Batches prepared ahead of the one being planned (memory stays flat: a handful of batches at most).
     PIPELINE_DEPTH = 2
 
     def ingest_lines(
@@ -173,18 +179,27 @@ class Ledger:
     ) -> IngestSummary:
         """Stream lines (1-based numbering, blank lines skipped) in batches.
 
-        Batches are prepared (parsed, validated, protected) by
-        `settings.ingest_workers` worker processes up to `PIPELINE_DEPTH`
-        batches ahead, and written here one transaction each, in file order:
-        the chain, the outcomes and a crash's restart point are exactly as if
-        each batch were prepared and written in turn.
+        Three stages overlap, each batch passing through them in file order:
+        a worker process prepares it (parse, validate, protect;
+        `settings.ingest_workers`, up to `PIPELINE_DEPTH` batches ahead); this
+        thread plans its append (chain, tree nodes, encoded rows) against the
+        log tail the batch before will leave; a writer thread records it, one
+        transaction per batch. A plan that no longer fits (a fact recorded
+        before, another writer) is recorded the ordinary way instead, so the
+        chain, the outcomes and a crash's restart point are exactly those of
+        recording each batch in turn.
         """
         summary = IngestSummary()
-        pending: deque[tuple[list[int], list[bytes], Prepared]] = deque()
+        recorder = self.store.recorder
+        preparing: deque[tuple[list[int], list[bytes], Prepared]] = deque()
+        writing: deque[tuple[list[int], list[bytes], PreparedBatch, Future[tuple[list[str], bool]]]] = deque()
+        tail: LogTail | None = None
 
-        def write_oldest() -> None:
-            numbers, raws, prepared = pending.popleft()
-            for number, outcome in zip(numbers, self._commit(raws, prepared.result())):
+        def write_done() -> bool:
+            """Account for the oldest batch being written; whether its plan held."""
+            numbers, raws, batch, future = writing.popleft()
+            statuses, held = future.result()
+            for number, outcome in zip(numbers, self._outcomes(raws, batch, statuses)):
                 if outcome.status == ACCEPTED:
                     summary.accepted += 1
                 elif outcome.status == DUPLICATE:
@@ -198,14 +213,45 @@ class Ledger:
                         summary.rejections.append(rejection)
             if on_progress:
                 on_progress(len(numbers))
+            return held
 
-        with PreparerPool(self.preparer, self.settings.ingest_workers) as preparers:
-            for numbers, raws in _batches(lines, self.settings.batch_size):
-                pending.append((numbers, raws, preparers.submit(raws)))
-                while len(pending) > self.PIPELINE_DEPTH:
-                    write_oldest()
-            while pending:
-                write_oldest()
+        def plan_and_write(writer: ThreadPoolExecutor) -> None:
+            nonlocal tail
+            numbers, raws, prepared = preparing.popleft()
+            batch = prepared.result()
+            while len(writing) > 1:
+                if not write_done():
+                    tail = None
+            if tail is None:  # start, or a plan that did not hold: read the log as it is now
+                while writing:
+                    write_done()
+                tail = recorder.read_tail()
+            if batch.slots:
+                plan = recorder.plan_append(batch.rows, tail)
+                tail = plan.after
+                future = writer.submit(recorder.commit_plan, plan, self.sealer)
+            else:
+                future = Future()
+                future.set_result(([], True))
+            writing.append((numbers, raws, batch, future))
+
+        with PreparerPool(self.preparer, self.settings.ingest_workers) as preparers, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="jejak-writer") as writer:
+            try:
+                for numbers, raws in _batches(lines, self.settings.batch_size):
+                    preparing.append((numbers, raws, preparers.submit(raws)))
+                    while len(preparing) > self.PIPELINE_DEPTH:
+                        plan_and_write(writer)
+                while preparing:
+                    plan_and_write(writer)
+                while writing:
+                    write_done()
+            except BaseException:
+                # Batches not yet written are dropped (the writer finishes the one
+                # it holds: each transaction is whole either way); then the error goes on.
+                for *_rest, future in writing:
+                    future.cancel()
+                raise
         return summary
 
     # ------------------------------------------------------------------- erase

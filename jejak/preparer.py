@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import pickle
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -63,7 +64,12 @@ class FactPreparer:
         self.mapper = LeafMapper()
 
     def protect(self, fact: Fact) -> PreparedFact:
-        """Replace personal fields by tokens; collect what the vault must seal.
+        """Replace personal fields by tokens; collect what the vault must seal."""
+        protected, derived, subjects = self._protected(fact)
+        return PreparedFact(fact.id, self.mapper.stored_fact(protected, derived), tuple(subjects))
+
+    def _protected(self, fact: Fact) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str, str]]]:
+        """(protected fact, derived attributes, vault subjects) of a validated fact.
 
         A personal field (`PERSONAL_FIELDS`) holding a string is tokenised as
         itself; any field SPEC does not define for the type is tokenised from
@@ -87,18 +93,23 @@ class FactPreparer:
             protected[name] = tok = token("extra", text)
             subjects.append((tok, "extra", text))
         derived = {"nik_possible": nik_is_possible(body["nik"])} if fact.type == "disbursement.ordered" else {}
-        return PreparedFact(fact.id, self.mapper.stored_fact(protected, derived), tuple(subjects))
+        return protected, derived, subjects
 
     def prepare(self, items: Sequence[bytes | str | dict[str, Any]]) -> PreparedBatch:
         batch = PreparedBatch()
+        rows = batch.rows
+        stored_fact = self.mapper.stored_fact
         for slot, item in enumerate(items):
             obj: Any = None
             try:
                 obj = item if isinstance(item, dict) else parse_json_line(item)
-                batch.rows.add(self.protect(check_fact(obj)))
-                batch.slots.append(slot)
+                fact = check_fact(obj)
+                protected, derived, subjects = self._protected(fact)
             except FactRejected as exc:
                 batch.rejected.append(Rejected(slot, readable_id(obj), exc.code, exc.message))
+                continue
+            rows.add_event(fact.id, stored_fact(protected, derived), subjects)
+            batch.slots.append(slot)
         return batch
 
 
@@ -132,6 +143,9 @@ def _read_frame(stream: BinaryIO) -> Any:
 
 
 def _worker_main() -> None:
+    # Ctrl-C reaches the whole process group: the parent decides, and closing
+    # our input is how it tells us to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the real standard output
     preparer = FactPreparer(_read_frame(inp))

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple, Sequence
 from uuid import UUID
 
+import psycopg.errors
 from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from jejak.audit.merkle import leaf_hash, new_nodes_for_append, node_hash
+from jejak.audit.merkle import MemoryNodeStore, frontier_keys, leaf_hash, new_nodes_for_append, node_hash
 
 ZERO_CHAIN = bytes(32)
 #: Lowest Merkle level with rows in jejak_nodes (see LogAppender.read_nodes).
@@ -74,17 +76,21 @@ class FactRows:
     subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> (kind, clear value)
 
     def add(self, prepared: PreparedFact) -> None:
-        event = prepared.stored_event
+        self.add_event(prepared.fact_id, prepared.stored_event, prepared.subjects)
+
+    def add_event(self, fact_id: str, event: StoredEvent, subjects: Iterable[tuple[str, str, str]]) -> None:
         assert event.originator_version == 1, "a fact is an aggregate of one event"
         oid = event.originator_id
-        self.fact_ids.append(prepared.fact_id)
+        self.fact_ids.append(fact_id)
         self.oids.append(oid.hex if isinstance(oid, UUID) else oid)
         self.topics.append(event.topic)
         self.leaves.append(event.state)
         self.leaf_hashes.append(leaf_hash(event.state))
-        self.tokens.append(tuple(token for token, _kind, _value in prepared.subjects))
-        for token, kind, value in prepared.subjects:
+        tokens = []
+        for token, kind, value in subjects:
+            tokens.append(token)
             self.subjects.setdefault(token, (kind, value))
+        self.tokens.append(tuple(tokens))
 
     @classmethod
     def of(cls, prepared: Iterable[PreparedFact]) -> "FactRows":
@@ -95,6 +101,27 @@ class FactRows:
 
     def __len__(self) -> int:
         return len(self.fact_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class LogTail:
+    """The end of the log: its size, last chain hash and right frontier of tree nodes."""
+
+    size: int
+    chain: bytes
+    frontier: dict[tuple[int, int], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendPlan:
+    """A batch's rows as they append to the log at `expected`, leaving it at `after`."""
+
+    rows: FactRows
+    expected: LogTail
+    after: LogTail
+    events: Any  # as encode_events gave them
+    log: Any  # as encode_log gave them
+    nodes: list[tuple[int, int, bytes]]
 
 
 def chain_next(previous: bytes, leaf: bytes) -> bytes:
@@ -140,6 +167,9 @@ class LogAppender:
         ]
 
     # -- dialect hooks -------------------------------------------------------
+    #: What a duplicate key raises while writing (the planned append falls back on it).
+    UNIQUE_VIOLATION: type[BaseException] | tuple[type[BaseException], ...] = ()
+
     def sql(self, text: str) -> str:
         return text if self.P == "?" else text.replace("?", "%s")
 
@@ -266,6 +296,82 @@ class LogAppender:
              for i, (fact_id, oid, version, chain, lh) in enumerate(rows)],
         )
 
+    # -- the planned append (ingest) -----------------------------------------
+    # `jejak ingest` computes a batch's chain, tree nodes and encoded rows in
+    # its main thread, against the log tail it expects after the batch before,
+    # while that batch is still being written; `commit_plan` writes it if the
+    # log is still at that tail and every fact is new, and otherwise records
+    # the batch the ordinary way (duplicates, conflicts, another writer).
+
+    def read_tail(self) -> LogTail:
+        with self.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            size, chain = self.read_head(cursor)
+            keys = frontier_keys(size)
+            nodes = self.read_nodes(cursor, keys)
+        return LogTail(size, chain, {key: nodes[key] for key in keys})
+
+    def plan_append(self, rows: FactRows, tail: LogTail) -> AppendPlan:
+        sha256 = hashlib.sha256
+        chain = tail.chain
+        log_rows = []
+        for fact_id, oid, leaf, lh in zip(rows.fact_ids, rows.oids, rows.leaves, rows.leaf_hashes):
+            chain = sha256(chain + leaf).digest()
+            log_rows.append((fact_id, oid, 1, chain, lh))
+        nodes = new_nodes_for_append(tail.size, rows.leaf_hashes, MemoryNodeStore(tail.frontier))
+        size = tail.size + len(rows)
+        wanted = set(frontier_keys(size))
+        frontier = {key: h for key, h in tail.frontier.items() if key in wanted}
+        frontier.update(((level, idx), h) for level, idx, h in nodes if (level, idx) in wanted)
+        return AppendPlan(
+            rows=rows, expected=tail, after=LogTail(size, chain, frontier),
+            events=self.encode_events([(o, 1, t, leaf) for o, t, leaf in zip(rows.oids, rows.topics, rows.leaves)]),
+            log=self.encode_log(tail.size, log_rows),
+            nodes=[n for n in nodes if n[0] >= STORED_FROM_LEVEL],
+        )
+
+    #: Tokens known to be in this store's vault (bounded; only ever added after a commit).
+    VAULT_CACHE_LIMIT = 200_000
+
+    def commit_plan(self, plan: AppendPlan, sealer: Any) -> tuple[list[str], bool]:
+        """Record a planned batch in one transaction: (statuses, whether the plan held)."""
+        rows = plan.rows
+        cache: set[str] = self.__dict__.setdefault("_vault_tokens", set())
+        stored: set[str] | None = None
+        with self.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            self.take_write_lock(cursor)
+            if self.read_head(cursor) == (plan.expected.size, plan.expected.chain):
+                cursor.execute("SAVEPOINT jejak_plan")
+                try:
+                    tokens = self._store_subjects(cursor, rows, range(len(rows)), sealer, cache)
+                    self.write_events(cursor, plan.events)
+                except self.UNIQUE_VIOLATION:  # a fact recorded before, or twice in the batch
+                    cursor.execute("ROLLBACK TO SAVEPOINT jejak_plan")
+                else:
+                    self.write_log(cursor, plan.log)
+                    self.bulk_insert(cursor, "jejak_nodes", ("level", "idx", "hash"), [tuple(n) for n in plan.nodes])
+                    cursor.execute(self.sql("UPDATE jejak_head SET size = ?, chain = ? WHERE id = 1"),
+                                   (plan.after.size, plan.after.chain))
+                    stored = tokens
+            statuses = [ACCEPTED] * len(rows) if stored is not None else self.record_facts_in(cursor, rows, sealer)
+        if stored is not None:
+            if len(cache) + len(stored) > self.VAULT_CACHE_LIMIT:
+                cache.clear()
+            cache.update(stored)
+        return statuses, stored is not None
+
+    def encode_events(self, rows: list[tuple[str, int, str, bytes]]) -> Any:
+        """Events rows in the form `write_events` takes (a dialect may pre-encode them)."""
+        return rows
+
+    def write_events(self, cursor: Any, encoded: Any) -> None:
+        self.insert_stored(cursor, encoded)
+
+    def encode_log(self, first: int, rows: list[tuple[str, UUID | str, int, bytes, bytes]]) -> Any:
+        return first, rows
+
+    def write_log(self, cursor: Any, encoded: Any) -> None:
+        self.insert_log(cursor, *encoded)
+
     def record_facts(self, rows: FactRows, sealer: Any) -> list[str]:
         """Record facts idempotently in one transaction; one status per fact."""
         with self.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
@@ -317,24 +423,33 @@ class LogAppender:
     def _known_tokens(self, cursor: Any, tokens: list[str]) -> set[str]:
         return {row["token"] for row in self.select_in(cursor, "SELECT token FROM jejak_subjects", "token", tokens)}
 
-    def _store_subjects(self, cursor: Any, rows: FactRows, new: Sequence[int], sealer: Any) -> None:
+    def _store_subjects(
+        self, cursor: Any, rows: FactRows, new: Iterable[int], sealer: Any, known_before: set[str] | None = None,
+    ) -> set[str]:
         """Seal the subjects the new facts name that the vault does not hold yet
-        (nor held: an erased subject keeps its tombstone, so it never comes back)."""
+        (nor held: an erased subject keeps its tombstone, so it never comes back).
+
+        `known_before`: tokens known to be in the vault already (rows there are
+        never deleted). Returns the tokens the vault holds once this commits."""
         wanted = {token for i in new for token in rows.tokens[i]}
         if not wanted:
-            return
-        known = self._known_tokens(cursor, sorted(wanted))
+            return wanted
+        unknown = wanted - known_before if known_before else wanted
+        missing = unknown - self._known_tokens(cursor, sorted(unknown)) if unknown else unknown
         sealed = []
-        for token in sorted(wanted - known):
+        for token in sorted(missing):
             kind, value = rows.subjects[token]
             s = sealer.seal(token, kind, value)
             sealed.append((token, kind, s.sealed_dek, s.sealed_value))
         if sealed:
             self.bulk_insert(cursor, "jejak_subjects", ("token", "kind", "sealed_dek", "sealed_value"), sealed)
+        return wanted
 
 
 class ChainedSQLiteRecorder(LogAppender, SQLiteApplicationRecorder):
     """SQLite application recorder whose every insert extends the verifiable log."""
+
+    UNIQUE_VIOLATION = sqlite3.IntegrityError
 
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + self.log_create_statements()
@@ -382,6 +497,7 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
     """PostgreSQL application recorder whose every insert extends the verifiable log."""
 
     P = "%s"
+    UNIQUE_VIOLATION = psycopg.errors.UniqueViolation
     BLOB = "BYTEA"
     BIGINT = "BIGINT"
     OID_TYPE = "UUID"
@@ -404,24 +520,42 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
     def insert_stored(self, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> None:
         # Same table and lock as the library's insert, but binary COPY instead
         # of an unnest() of composite values: several times faster for big batches.
-        self._notify_channel(cursor)
-        columns = ("originator_id", "originator_version", "topic", "state")
-        if not self._binary_copy_fits(cursor, rows):
-            self.bulk_insert(cursor, self.events_table_name, columns, rows)
-            return
-        self._copy_binary(cursor, self.events_table_name, columns, pg_binary_events(rows))
+        if cursor.connection.pgconn.pipeline_status:  # the library's insert_events(): COPY is refused there
+            self._notify_channel(cursor)
+            self.bulk_insert(cursor, self.events_table_name, self.EVENT_COLUMNS, rows)
+        else:
+            self.write_events(cursor, self.encode_events(rows))
 
     def insert_log(self, cursor: Any, first: int, rows: Sequence[tuple[str, UUID | str, int, bytes, bytes]]) -> None:
-        if not self._binary_copy_fits(cursor, rows):
+        if cursor.connection.pgconn.pipeline_status:
             LogAppender.insert_log(self, cursor, first, rows)
-            return
-        self._copy_binary(cursor, "jejak_log", self.LOG_COLUMNS, pg_binary_log(first, rows))
+        else:
+            self.write_log(cursor, self.encode_log(first, list(rows)))
 
-    def _binary_copy_fits(self, cursor: Any, rows: Sequence[Any]) -> bool:
-        """Binary COPY for uuid ids and more than a few rows, outside pipeline
-        mode (where the library's insert_events() runs and COPY is refused)."""
-        return (self.OID_TYPE == "UUID" and len(rows) > self.SMALL_INSERT_ROWS
-                and not cursor.connection.pgconn.pipeline_status)
+    EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state")
+
+    def _binary_fits(self, rows: Sequence[Any]) -> bool:
+        """Binary COPY for uuid ids and more than a few rows (few rows: one multi-row INSERT)."""
+        return self.OID_TYPE == "UUID" and len(rows) > self.SMALL_INSERT_ROWS
+
+    def encode_events(self, rows: list[tuple[str, int, str, bytes]]) -> Any:
+        return pg_binary_events(rows) if self._binary_fits(rows) else rows
+
+    def write_events(self, cursor: Any, encoded: Any) -> None:
+        self._notify_channel(cursor)
+        if isinstance(encoded, bytes):
+            self._copy_binary(cursor, self.events_table_name, self.EVENT_COLUMNS, encoded)
+        else:
+            self.bulk_insert(cursor, self.events_table_name, self.EVENT_COLUMNS, encoded)
+
+    def encode_log(self, first: int, rows: list[tuple[str, UUID | str, int, bytes, bytes]]) -> Any:
+        return pg_binary_log(first, rows) if self._binary_fits(rows) else (first, rows)
+
+    def write_log(self, cursor: Any, encoded: Any) -> None:
+        if isinstance(encoded, bytes):
+            self._copy_binary(cursor, "jejak_log", self.LOG_COLUMNS, encoded)
+        else:
+            LogAppender.insert_log(self, cursor, *encoded)
 
     def _copy_binary(self, cursor: Any, table: str, columns: Sequence[str], data: bytes) -> None:
         with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
