@@ -27,6 +27,7 @@ __all__ = [
     "NodeReader",
     "MemoryNodeStore",
     "new_nodes_for_append",
+    "append_to_frontier",
     "frontier_keys",
     "root_at",
     "compact_range_root",
@@ -272,6 +273,48 @@ def new_nodes_for_append(size: int, new_leaf_hashes: Sequence[bytes], reader: No
             out.append((level, idx, h))
         pending[level] = h
     return out
+
+
+def append_to_frontier(
+    size: int, frontier: dict[NodeKey, bytes], new_leaf_hashes: Sequence[bytes], min_level: int = 0,
+) -> tuple[list[tuple[int, int, bytes]], dict[NodeKey, bytes]]:
+    """`new_nodes_for_append` for a caller holding the tree's right frontier
+    (`frontier_keys(size)` -> hash) in memory, level by level instead of leaf
+    by leaf: (the new nodes of level >= `min_level`, the frontier after).
+
+    At each level the new nodes are a contiguous run; a run starting at an odd
+    index pairs first with the frontier node on its left."""
+    if size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    for offset, h in enumerate(new_leaf_hashes):
+        if len(h) != HASH_SIZE:
+            raise ValueError(f"leaf hash {size + offset}: expected {HASH_SIZE} bytes, got {len(h)}")
+    new_size = size + len(new_leaf_hashes)
+    sha256, prefix = hashlib.sha256, NODE_PREFIX
+    out: list[tuple[int, int, bytes]] = []
+    after: dict[NodeKey, bytes] = {}
+    level, start, run = 0, size, list(new_leaf_hashes)
+    while run:
+        if level >= min_level:
+            out.extend((level, start + i, h) for i, h in enumerate(run))
+        end = start + len(run)  # the run covers [start, end) at this level
+        if (new_size >> level) & 1:
+            after[(level, end - 1)] = run[-1]  # an unpaired last node is on the new frontier
+        if start & 1:
+            left = (level, start - 1)
+            if left not in frontier:
+                raise MissingNode(f"tree node (level {level}, index {start - 1}) is missing from the frontier",
+                                  index=(start - 1) << level)
+            run = [frontier[left]] + run
+            start -= 1
+        pairs = len(run) // 2
+        run = [sha256(prefix + run[2 * i] + run[2 * i + 1]).digest() for i in range(pairs)]
+        level, start = level + 1, start >> 1
+    for key, h in frontier.items():  # old frontier nodes no new node covers
+        level, idx = key
+        if (new_size >> level) & 1 and idx == (new_size >> level) - 1 and key not in after:
+            after[key] = h
+    return out, after
 
 
 def root_at(size: int, reader: NodeReader) -> bytes:

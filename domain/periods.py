@@ -12,6 +12,8 @@ exactly two month digits, no surrounding whitespace.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass
 
@@ -42,6 +44,13 @@ def parse_month(text: str) -> tuple[int, int]:
     """Parse ``YYYY-MM`` into ``(year, month)``; ``ValueError`` if malformed."""
     if not isinstance(text, str):
         raise ValueError(f"month must be a string 'YYYY-MM', got {type(text).__name__}")
+    return _parse_month(text)
+
+
+# Months and periods repeat across millions of facts, and both parses are
+# pure with immutable results: remembered (failures are not, they raise).
+@functools.lru_cache(maxsize=4096)
+def _parse_month(text: str) -> tuple[int, int]:
     m = _MONTH_RE.fullmatch(text)
     if m is None:
         raise ValueError(f"invalid month {text!r}: expected 'YYYY-MM'")
@@ -69,6 +78,11 @@ def parse_period(text: str) -> Period:
     """Parse a SPEC §1 period string; ``ValueError`` with a clear message if invalid."""
     if not isinstance(text, str):
         raise ValueError(f"period must be a string, got {type(text).__name__}")
+    return _parse_period(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_period(text: str) -> Period:
     m = _STAGE_RE.fullmatch(text)
     if m is not None:
         year, n = int(m.group(1)), int(m.group(2))

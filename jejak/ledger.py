@@ -199,6 +199,11 @@ class Ledger:
             """Account for the oldest batch being written; whether its plan held."""
             numbers, raws, batch, future = writing.popleft()
             statuses, held = future.result()
+            if held and not batch.rejected:  # every item a new fact: nothing to say about each
+                summary.accepted += len(statuses)
+                if on_progress:
+                    on_progress(len(numbers))
+                return held
             for number, outcome in zip(numbers, self._outcomes(raws, batch, statuses)):
                 if outcome.status == ACCEPTED:
                     summary.accepted += 1

@@ -222,57 +222,61 @@ _STOP = object()
 class Prepared:
     """A batch handed to `PreparerPool`: `result()` is its PreparedBatch, read in submission order."""
 
-    def __init__(self, pool: "PreparerPool", items: list[bytes], batch: PreparedBatch | None) -> None:
+    def __init__(self, pool: "PreparerPool", items: list[bytes], batch: PreparedBatch | None,
+                 worker: "_Worker | None" = None) -> None:
         self._pool = pool
         self._items = items
         self._batch = batch
+        self._worker = worker
 
     def result(self) -> PreparedBatch:
         if self._batch is None:
-            self._batch = self._pool._receive(self._items)
+            self._batch = self._pool._receive(self._worker, self._items)
         return self._batch
 
 
 class PreparerPool:
-    """Stage one in a worker process (`workers` = 0: in this one).
+    """Stage one in `workers` processes, batches dealt round-robin (0: in this one).
 
-    The first batch is prepared here while nothing else could run; the worker
-    starts with the second, so a small input never pays for it. If the worker
-    dies, the batches it held are prepared here instead: nothing is lost and the
-    input keeps its order."""
+    Each worker answers its batches in the order it got them, and results are
+    read in submission order, so the input keeps its order. The first batch is
+    prepared here while nothing else could run; the workers start with the
+    second, so a small input never pays for them. If a worker dies, the batches
+    it held are prepared here instead: nothing is lost."""
 
     def __init__(self, preparer: FactPreparer, workers: int) -> None:
         self.preparer = preparer
         self.workers = workers
-        self._worker: _Worker | None = None
+        self._live: list[_Worker] = []
+        self._failed: set[_Worker] = set()
         self._submitted = 0
-        self._failed = False
 
     def __enter__(self) -> "PreparerPool":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        for worker in self._live:
+            worker.close()
+        self._live = []
 
     def submit(self, items: list[bytes]) -> Prepared:
         self._submitted += 1
-        if self.workers <= 0 or self._failed or self._submitted == 1:
+        if self.workers <= 0 or self._submitted == 1:
             return Prepared(self, items, self.preparer.prepare(items))
-        if self._worker is None:
-            self._worker = _Worker(self.preparer.tokenizer)
-        self._worker.send(items)
-        return Prepared(self, items, None)
+        if not self._live and not self._failed:
+            self._live = [_Worker(self.preparer.tokenizer) for _ in range(self.workers)]
+        live = [w for w in self._live if w not in self._failed]
+        if not live:
+            return Prepared(self, items, self.preparer.prepare(items))
+        worker = live[self._submitted % len(live)]
+        worker.send(items)
+        return Prepared(self, items, None, worker)
 
-    def _receive(self, items: list[bytes]) -> PreparedBatch:
-        if not self._failed and self._worker is not None:
+    def _receive(self, worker: "_Worker | None", items: list[bytes]) -> PreparedBatch:
+        if worker is not None and worker not in self._failed:
             try:
-                return self._worker.receive()
+                return worker.receive()
             except WorkerFailed as exc:
-                self._failed = True
-                log.warning("ingest worker failed (%s); preparing the remaining batches in this process", exc)
-                self._worker.close()
-                self._worker = None
+                self._failed.add(worker)
+                log.warning("an ingest worker failed (%s); preparing its batches in this process", exc)
         return self.preparer.prepare(items)
-

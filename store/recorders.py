@@ -33,7 +33,7 @@ from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from jejak.audit.merkle import MemoryNodeStore, frontier_keys, leaf_hash, new_nodes_for_append, node_hash
+from jejak.audit.merkle import append_to_frontier, frontier_keys, leaf_hash, new_nodes_for_append, node_hash
 
 ZERO_CHAIN = bytes(32)
 #: Lowest Merkle level with rows in jejak_nodes (see LogAppender.read_nodes).
@@ -317,16 +317,12 @@ class LogAppender:
         for fact_id, oid, leaf, lh in zip(rows.fact_ids, rows.oids, rows.leaves, rows.leaf_hashes):
             chain = sha256(chain + leaf).digest()
             log_rows.append((fact_id, oid, 1, chain, lh))
-        nodes = new_nodes_for_append(tail.size, rows.leaf_hashes, MemoryNodeStore(tail.frontier))
-        size = tail.size + len(rows)
-        wanted = set(frontier_keys(size))
-        frontier = {key: h for key, h in tail.frontier.items() if key in wanted}
-        frontier.update(((level, idx), h) for level, idx, h in nodes if (level, idx) in wanted)
+        nodes, frontier = append_to_frontier(tail.size, tail.frontier, rows.leaf_hashes, STORED_FROM_LEVEL)
         return AppendPlan(
-            rows=rows, expected=tail, after=LogTail(size, chain, frontier),
+            rows=rows, expected=tail, after=LogTail(tail.size + len(rows), chain, frontier),
             events=self.encode_events([(o, 1, t, leaf) for o, t, leaf in zip(rows.oids, rows.topics, rows.leaves)]),
             log=self.encode_log(tail.size, log_rows),
-            nodes=[n for n in nodes if n[0] >= STORED_FROM_LEVEL],
+            nodes=nodes,
         )
 
     #: Tokens known to be in this store's vault (bounded; only ever added after a commit).

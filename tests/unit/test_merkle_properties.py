@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from jejak.audit.errors import MissingNode, VerificationError
 from jejak.audit.merkle import (
     MemoryNodeStore,
+    append_to_frontier,
     PrefetchedReader,
     consistency_keys,
     consistency_proof,
@@ -194,3 +195,30 @@ def test_prefetched_reader_falls_back_and_reports_missing() -> None:
     assert seen.reads == 2
     with pytest.raises(MissingNode):
         root_at(41, PrefetchedReader(store, frontier_keys(41)))
+
+
+@SETTINGS
+@given(st.lists(st.integers(min_value=0, max_value=70), min_size=1, max_size=8), st.integers(min_value=0, max_value=5))
+def test_append_to_frontier_gives_the_nodes_and_frontier_of_leaf_by_leaf_appends(
+    appends: list[int], min_level: int,
+) -> None:
+    """The planned ingest's level-by-level append (memory frontier only) makes
+    exactly the nodes the storage-backed append makes, and the next frontier;
+    the tree it builds has the RFC 9162 root."""
+    store, frontier, size, leaves = MemoryNodeStore(), {}, 0, []
+    for count in appends:
+        hashes = [leaf_hash(f"{size + i}".encode()) for i in range(count)]
+        expected = new_nodes_for_append(size, hashes, store)
+        got, frontier = append_to_frontier(size, frontier, hashes, min_level)
+        assert sorted(got) == sorted(n for n in expected if n[0] >= min_level)
+        store.put(expected)
+        size += count
+        leaves += hashes
+        assert frontier == {key: store.nodes[key] for key in frontier_keys(size)}
+    if size:
+        assert root_at(size, MemoryNodeStore(frontier)) == mth(leaves)
+
+
+def test_append_to_frontier_names_a_missing_frontier_node() -> None:
+    with pytest.raises(MissingNode, match="level 0, index 2"):
+        append_to_frontier(3, {}, [leaf_hash(b"x")])
