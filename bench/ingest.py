@@ -188,7 +188,12 @@ class Patched:
         from jejak.store.vault import Sealer, SealedSubject, Tokenizer
 
         if not self.merkle:
+            from jejak.audit.merkle import frontier_keys
+
             self._set(R, "new_nodes_for_append", lambda size, hashes, reader: [])
+            # the planned ingest's append: no nodes, a stand-in frontier (no hashing at all)
+            self._set(R, "append_to_frontier", lambda size, frontier, hashes, min_level=0: (
+                [], {key: bytes(32) for key in frontier_keys(size + len(hashes))}))
         if not self.protect:
             self._set(Tokenizer, "token", lambda self, kind, value: value)
             self._set(Sealer, "seal", lambda self, token, kind, value: SealedSubject(token, kind, b"", b""))

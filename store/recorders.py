@@ -689,9 +689,11 @@ def pg_binary_events(rows: Iterable[tuple[UUID | str, int, str, bytes]]) -> byte
     """Events table rows (uuid originator id, int8 version, text topic, bytea state) as binary COPY data."""
     head, length = _EVENT_HEAD.pack, _LENGTH.pack
     parts = [_PG_BINARY_HEADER]
+    fromhex = bytes.fromhex
     for oid, version, topic, state in rows:
         t = topic.encode("utf-8")
-        parts.append(head(4, 16, _uuid_bytes(oid), 8, version, len(t)) + t + length(len(state)) + state)
+        ob = fromhex(oid) if type(oid) is str and len(oid) == 32 else _uuid_bytes(oid)
+        parts.append(head(4, 16, ob, 8, version, len(t)) + t + length(len(state)) + state)
     parts.append(_PG_BINARY_TRAILER)
     return b"".join(parts)
 
@@ -700,11 +702,13 @@ def pg_binary_log(first: int, rows: Iterable[tuple[str, UUID | str, int, bytes, 
     """jejak_log rows (int8 idx, text fact id, uuid originator id, int8 version, bytea chain, bytea leaf hash)."""
     head, tail = _LOG_HEAD.pack, _LOG_TAIL.pack
     parts = [_PG_BINARY_HEADER]
+    fromhex = bytes.fromhex
     for i, (fact_id, oid, version, chain, lh) in enumerate(rows):
         f = fact_id.encode("utf-8")
         if len(chain) != 32 or len(lh) != 32:
             raise ValueError(f"log row {first + i}: hashes must be 32 bytes")
-        parts.append(head(6, 8, first + i, len(f)) + f + tail(16, _uuid_bytes(oid), 8, version, 32, chain, 32, lh))
+        ob = fromhex(oid) if type(oid) is str and len(oid) == 32 else _uuid_bytes(oid)
+        parts.append(head(6, 8, first + i, len(f)) + f + tail(16, ob, 8, version, 32, chain, 32, lh))
     parts.append(_PG_BINARY_TRAILER)
     return b"".join(parts)
 
