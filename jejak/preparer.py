@@ -249,6 +249,7 @@ class PreparerPool:
         self.workers = workers
         self._live: list[_Worker] = []
         self._failed: set[_Worker] = set()
+        self._started = False
         self._submitted = 0
 
     def __enter__(self) -> "PreparerPool":
@@ -263,8 +264,14 @@ class PreparerPool:
         self._submitted += 1
         if self.workers <= 0 or self._submitted == 1:
             return Prepared(self, items, self.preparer.prepare(items))
-        if not self._live and not self._failed:
-            self._live = [_Worker(self.preparer.tokenizer) for _ in range(self.workers)]
+        if not self._started:
+            self._started = True
+            try:
+                for _ in range(self.workers):
+                    self._live.append(_Worker(self.preparer.tokenizer))
+            except OSError as exc:  # cannot start a process here: prepare in this one
+                log.warning("cannot start an ingest worker (%s); preparing batches in this process", exc)
+                self._failed.update(self._live)
         live = [w for w in self._live if w not in self._failed]
         if not live:
             return Prepared(self, items, self.preparer.prepare(items))

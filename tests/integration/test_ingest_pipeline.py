@@ -133,3 +133,15 @@ def test_a_dead_worker_leaves_its_batches_to_this_process() -> None:
     assert [g.rows.leaves for g in got] == [e.rows.leaves for e in expected]
     assert [g.rows.subjects for g in got] == [e.rows.subjects for e in expected]
     assert [g.slots for g in got] == [e.slots for e in expected]
+
+
+def test_no_worker_can_start_so_this_process_prepares(monkeypatch, caplog) -> None:
+    lines = [orjson.dumps(f) + b"\n" for f in generate(families=10, seed=2)]
+    batches = [lines[i:i + 50] for i in range(0, len(lines), 50)]
+    expected = [FactPreparer(Tokenizer(b"k" * 32)).prepare(b) for b in batches]
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    with PreparerPool(FactPreparer(Tokenizer(b"k" * 32)), workers=2) as pool:
+        got = [h.result() for h in [pool.submit(b) for b in batches]]
+        assert pool._live == []
+    assert [g.rows.leaves for g in got] == [e.rows.leaves for e in expected]
+    assert "cannot start an ingest worker" in caplog.text
