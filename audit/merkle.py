@@ -28,6 +28,7 @@ __all__ = [
     "MemoryNodeStore",
     "new_nodes_for_append",
     "append_to_frontier",
+    "read_required",
     "frontier_keys",
     "root_at",
     "compact_range_root",
@@ -201,7 +202,7 @@ class MemoryNodeStore:
         return size + len(new_leaf_hashes)
 
 
-def _read(reader: NodeReader, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+def read_required(reader: NodeReader, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
     """One batched read; raise MissingNode if any key is absent."""
     wanted = list(dict.fromkeys(keys))
     if not wanted:
@@ -240,7 +241,7 @@ def _fold(keys: Sequence[NodeKey], nodes: dict[NodeKey, bytes]) -> bytes:
 def _ranges_hashes(ranges: Sequence[tuple[int, int]], reader: NodeReader) -> list[bytes]:
     """Hashes of RFC 9162 subtree ranges with a single batched read."""
     per_range = [_range_keys(b, e) for b, e in ranges]
-    nodes = _read(reader, [k for ks in per_range for k in ks])
+    nodes = read_required(reader, [k for ks in per_range for k in ks])
     return [_fold(ks, nodes) for ks in per_range]
 
 
@@ -259,7 +260,7 @@ def new_nodes_for_append(size: int, new_leaf_hashes: Sequence[bytes], reader: No
     if not new_leaf_hashes:
         return []
     keys = frontier_keys(size)
-    stored = _read(reader, keys)
+    stored = read_required(reader, keys)
     pending: dict[int, bytes] = {level: stored[(level, idx)] for level, idx in keys}
     out: list[tuple[int, int, bytes]] = []
     for offset, h in enumerate(new_leaf_hashes):

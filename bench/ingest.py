@@ -14,7 +14,7 @@ For each store kind, on the same generated file:
   jejak_cli  `jejak ingest FILE` in a subprocess (includes projection catch-up),
              with its peak RSS; also at a smaller file to show RSS is flat.
 Ablations (in-process, smaller file, alternating order, best of N):
-  Merkle node writing off (new_nodes_for_append -> []) vs on;
+  Merkle node writing off (append_to_frontier -> no nodes) vs on;
   tokenisation + sealing off (identity tokenizer, no-op sealer) vs on.
 Plus a cProfile of the jejak_api hot path on a slice of the file.
 """
@@ -190,8 +190,7 @@ class Patched:
         if not self.merkle:
             from jejak.audit.merkle import frontier_keys
 
-            self._set(R, "new_nodes_for_append", lambda size, hashes, reader: [])
-            # the planned ingest's append: no nodes, a stand-in frontier (no hashing at all)
+            # every append (planned or not): no nodes, a stand-in frontier (no hashing at all)
             self._set(R, "append_to_frontier", lambda size, frontier, hashes, min_level=0: (
                 [], {key: bytes(32) for key in frontier_keys(size + len(hashes))}))
         if not self.protect:

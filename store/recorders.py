@@ -33,7 +33,7 @@ from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from jejak.audit.merkle import append_to_frontier, frontier_keys, leaf_hash, new_nodes_for_append, node_hash
+from jejak.audit.merkle import append_to_frontier, frontier_keys, leaf_hash, node_hash, read_required
 
 ZERO_CHAIN = bytes(32)
 #: Lowest Merkle level with rows in jejak_nodes (see LogAppender.read_nodes).
@@ -260,30 +260,38 @@ class LogAppender:
         `leaf_hashes`, when given, are the entries' leaf hashes computed before
         (by an ingest worker); otherwise they are computed here.
         """
-        size, chain = self.read_head(cursor)
-        log_rows: list[tuple[str, UUID | str, int, bytes, bytes]] = []
-        hashes: list[bytes] = []
+        entries = list(entries)
+        tail = self._tail_in(cursor)
+        if not entries:
+            return tail.size
+        hashes = list(leaf_hashes) if leaf_hashes is not None else [leaf_hash(e[3]) for e in entries]
+        log_rows, after, nodes = self._extend(tail, entries, hashes)
+        self.insert_log(cursor, tail.size, log_rows)
+        self._write_tail(cursor, after, nodes)
+        return tail.size
+
+    def _extend(
+        self, tail: LogTail, entries: Sequence[tuple[str, UUID | str, int, bytes]], leaf_hashes: Sequence[bytes],
+    ) -> tuple[list[tuple[str, UUID | str, int, bytes, bytes]], LogTail, list[tuple[int, int, bytes]]]:
+        """Entries appended to the log at `tail`: their log rows (fact_id,
+        originator_id, version, chain, leaf hash), the tail after them, and the
+        tree nodes to store."""
         sha256 = hashlib.sha256
-        for i, (fact_id, oid, version, leaf) in enumerate(entries):
+        chain = tail.chain
+        log_rows = []
+        for (fact_id, oid, version, leaf), lh in zip(entries, leaf_hashes):
             chain = sha256(chain + leaf).digest()
-            lh = leaf_hash(leaf) if leaf_hashes is None else leaf_hashes[i]
             log_rows.append((fact_id, oid, version, chain, lh))
-            hashes.append(lh)
-        if not log_rows:
-            return size
         # Leaf hashes live in the log rows and small subtrees are recomputed
         # on read, so only subtrees of 2**STORED_FROM_LEVEL leaves and more get
         # rows of their own (one row per 16 facts instead of one per fact).
-        nodes = [
-            n for n in new_nodes_for_append(size, hashes, _CursorNodeReader(self, cursor))
-            if n[0] >= STORED_FROM_LEVEL
-        ]
-        self.insert_log(cursor, size, log_rows)
+        nodes, frontier = append_to_frontier(tail.size, tail.frontier, leaf_hashes, STORED_FROM_LEVEL)
+        return log_rows, LogTail(tail.size + len(log_rows), chain, frontier), nodes
+
+    def _write_tail(self, cursor: Any, after: LogTail, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Store the new tree nodes and move the head to `after`."""
         self.bulk_insert(cursor, "jejak_nodes", ("level", "idx", "hash"), [tuple(n) for n in nodes])
-        cursor.execute(
-            self.sql("UPDATE jejak_head SET size = ?, chain = ? WHERE id = 1"), (size + len(log_rows), chain)
-        )
-        return size
+        cursor.execute(self.sql("UPDATE jejak_head SET size = ?, chain = ? WHERE id = 1"), (after.size, after.chain))
 
     LOG_COLUMNS = ("idx", "fact_id", "originator_id", "originator_version", "chain", "leaf_hash")
 
@@ -305,21 +313,17 @@ class LogAppender:
 
     def read_tail(self) -> LogTail:
         with self.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
-            size, chain = self.read_head(cursor)
-            keys = frontier_keys(size)
-            nodes = self.read_nodes(cursor, keys)
-        return LogTail(size, chain, {key: nodes[key] for key in keys})
+            return self._tail_in(cursor)
+
+    def _tail_in(self, cursor: Any) -> LogTail:
+        size, chain = self.read_head(cursor)
+        return LogTail(size, chain, read_required(_CursorNodeReader(self, cursor), frontier_keys(size)))
 
     def plan_append(self, rows: FactRows, tail: LogTail) -> AppendPlan:
-        sha256 = hashlib.sha256
-        chain = tail.chain
-        log_rows = []
-        for fact_id, oid, leaf, lh in zip(rows.fact_ids, rows.oids, rows.leaves, rows.leaf_hashes):
-            chain = sha256(chain + leaf).digest()
-            log_rows.append((fact_id, oid, 1, chain, lh))
-        nodes, frontier = append_to_frontier(tail.size, tail.frontier, rows.leaf_hashes, STORED_FROM_LEVEL)
+        entries = [(fact_id, oid, 1, leaf) for fact_id, oid, leaf in zip(rows.fact_ids, rows.oids, rows.leaves)]
+        log_rows, after, nodes = self._extend(tail, entries, rows.leaf_hashes)
         return AppendPlan(
-            rows=rows, expected=tail, after=LogTail(tail.size + len(rows), chain, frontier),
+            rows=rows, expected=tail, after=after,
             events=self.encode_events([(o, 1, t, leaf) for o, t, leaf in zip(rows.oids, rows.topics, rows.leaves)]),
             log=self.encode_log(tail.size, log_rows),
             nodes=nodes,
@@ -344,9 +348,7 @@ class LogAppender:
                     cursor.execute("ROLLBACK TO SAVEPOINT jejak_plan")
                 else:
                     self.write_log(cursor, plan.log)
-                    self.bulk_insert(cursor, "jejak_nodes", ("level", "idx", "hash"), [tuple(n) for n in plan.nodes])
-                    cursor.execute(self.sql("UPDATE jejak_head SET size = ?, chain = ? WHERE id = 1"),
-                                   (plan.after.size, plan.after.chain))
+                    self._write_tail(cursor, plan.after, plan.nodes)
                     stored = tokens
             statuses = [ACCEPTED] * len(rows) if stored is not None else self.record_facts_in(cursor, rows, sealer)
         if stored is not None:
