@@ -13,7 +13,8 @@ For each store kind, on the same generated file:
              record, chain, Merkle nodes) — no projections;
   jejak_cli  `jejak ingest FILE` in a subprocess (includes projection catch-up),
              with its peak RSS; also at a smaller file to show RSS is flat.
-Ablations (in-process, smaller file, alternating order, best of N):
+Ablations (in-process, i.e. JEJAK_INGEST_WORKERS=0 so that the patches apply
+to every stage; smaller file, alternating order, best of N):
   Merkle node writing off (append_to_frontier -> no nodes) vs on;
   tokenisation + sealing off (identity tokenizer, no-op sealer) vs on.
 Plus a cProfile of the jejak_api hot path on a slice of the file.
@@ -161,10 +162,10 @@ def es_env(kind: str, where: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- jejak
-def jejak_api(store: C.BenchStore, lines: Iterable[bytes]) -> tuple[float, Any]:
+def jejak_api(store: C.BenchStore, lines: Iterable[bytes], **settings: Any) -> tuple[float, Any]:
     from jejak.ledger import Ledger
 
-    ledger = Ledger.open(store.settings())
+    ledger = Ledger.open(store.settings(**settings))
     try:
         seconds, summary = C.timed(lambda: ledger.ingest_lines(lines))
     finally:
@@ -207,7 +208,8 @@ def run_variant(kind: str, label: str, path: Path, n: int, **patch: bool) -> dic
     store = C.store_for(kind, f"abl_{kind[:2]}_{label}")
     try:
         with Patched(**patch):
-            seconds, summary = jejak_api(store, C.iter_lines(path))
+            # in this process only: a worker process would not see the patches
+            seconds, summary = jejak_api(store, C.iter_lines(path), ingest_workers=0)
         assert summary.accepted == n, (label, summary.to_dict())
         return {"seconds": seconds, "facts_per_s": C.rate(n, seconds)}
     finally:

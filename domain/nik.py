@@ -6,6 +6,8 @@ birth date (day + 40 for women), serial from 0001.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 __all__ = ["PROVINCES", "nik_is_possible", "mask_nik"]
 
 PROVINCES: frozenset[int] = frozenset(
@@ -16,15 +18,20 @@ assert len(PROVINCES) == 38
 
 # Days per month; February allows 29 because the century is unknown.
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_DIGITS = frozenset("0123456789")
 
 
 def _is_16_digits(nik: object) -> bool:
-    return isinstance(nik, str) and len(nik) == 16 and all(c in _DIGITS for c in nik)
+    # isdigit() alone admits other scripts' digits; isascii() leaves 0-9
+    return isinstance(nik, str) and len(nik) == 16 and nik.isascii() and nik.isdigit()
 
 
 def nik_is_possible(nik: str) -> bool:
     """True iff ``nik`` is 16 ASCII digits forming a possible NIK (SPEC §4)."""
+    return isinstance(nik, str) and _possible(nik)
+
+
+@lru_cache(maxsize=1 << 16)  # ingest asks once per order, and a NIK has an order every period
+def _possible(nik: str) -> bool:
     if not _is_16_digits(nik):
         return False
     if int(nik[0:2]) not in PROVINCES:

@@ -240,7 +240,9 @@ class Ledger:
                 future.set_result(([], True))
             writing.append((numbers, raws, batch, future))
 
-        with PreparerPool(self.preparer, self.settings.ingest_workers) as preparers, \
+        # Bulk preparation also seals new subjects and encodes events rows (see FactPreparer).
+        bulk = FactPreparer(self.tokenizer, self.sealer, recorder.events_encoder())
+        with PreparerPool(bulk, self.settings.ingest_workers) as preparers, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="jejak-writer") as writer:
             try:
                 for numbers, raws in _batches(lines, self.settings.batch_size):
@@ -444,7 +446,7 @@ def _batches(lines: Iterable[bytes], size: int) -> Iterator[tuple[list[int], lis
     for number, raw in enumerate(lines, start=1):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]  # a UTF-8 byte order mark is not part of the first fact
-        if not raw.strip():
+        if not raw or raw.isspace():  # blank (bytes.strip() would copy every line to tell)
             continue
         batch.append(raw)
         numbers.append(number)

@@ -18,16 +18,18 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 import orjson
 
 from jejak.domain.errors import FactRejected, InvalidJSON
+from jejak.domain.events import fact_originator_hex
 from jejak.domain.facts import KNOWN_FIELDS, PERSONAL_FIELDS, Fact, check_fact, readable_id
 from jejak.domain.nik import nik_is_possible
-from jejak.store.mapper import LeafMapper
+from jejak.store.leaf import encode_leaf
+from jejak.store.mapper import TOPICS, LeafMapper
 from jejak.store.recorders import FactRows, PreparedFact
-from jejak.store.vault import Tokenizer
+from jejak.store.vault import Sealer, Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +61,28 @@ class PreparedBatch:
 
 
 class FactPreparer:
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    """Stage one of recording. With a `sealer` it also seals the vault subjects
+    it sees for the first time, and with an `events_encoder` (the recorder's)
+    it encodes the events rows: work that does not depend on the log, done
+    here so that an ingest worker takes it off the writing process."""
+
+    #: Subjects remembered as sealed before (bounded; a forgotten one is sealed again, harmlessly).
+    SEALED_MEMORY = 200_000
+
+    def __init__(self, tokenizer: Tokenizer, sealer: Sealer | None = None,
+                 events_encoder: Callable[[FactRows], Any] | None = None) -> None:
         self.tokenizer = tokenizer
+        self.sealer = sealer
+        self.events_encoder = events_encoder
         self.mapper = LeafMapper()
+        self._sealed: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled only to start an ingest worker (over its pipe); what it has sealed stays here
+        return {"tokenizer": self.tokenizer, "sealer": self.sealer, "events_encoder": self.events_encoder}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
     def protect(self, fact: Fact) -> PreparedFact:
         """Replace personal fields by tokens; collect what the vault must seal."""
@@ -75,30 +96,29 @@ class FactPreparer:
         itself; any field SPEC does not define for the type is tokenised from
         its JSON (it may hold anything, so it is treated as personal text)."""
         body = fact.body
-        names = body.keys()
         protected = dict(body)
         subjects: list[tuple[str, str, str]] = []
         token = self.tokenizer.token
-        for name in names & PERSONAL_FIELDS:
-            value = body[name]
+        for name, kind in _PERSONAL_KINDS:
+            value = body.get(name)
             if isinstance(value, str):
-                kind = name if name in ("nik", "kk") else "text"
                 protected[name] = tok = token(kind, value)
                 subjects.append((tok, kind, value))
-        for name in names - KNOWN_FIELDS[fact.type]:
-            value = body[name]
-            if name in PERSONAL_FIELDS and isinstance(value, str):
-                continue  # done above
-            text = orjson.dumps(value).decode()
-            protected[name] = tok = token("extra", text)
-            subjects.append((tok, "extra", text))
+        known = KNOWN_FIELDS[fact.type]
+        if not body.keys() <= known:
+            for name in body.keys() - known:
+                value = body[name]
+                if name in PERSONAL_FIELDS and isinstance(value, str):
+                    continue  # done above
+                text = orjson.dumps(value).decode()
+                protected[name] = tok = token("extra", text)
+                subjects.append((tok, "extra", text))
         derived = {"nik_possible": nik_is_possible(body["nik"])} if fact.type == "disbursement.ordered" else {}
         return protected, derived, subjects
 
     def prepare(self, items: Sequence[bytes | str | dict[str, Any]]) -> PreparedBatch:
         batch = PreparedBatch()
-        rows = batch.rows
-        stored_fact = self.mapper.stored_fact
+        append, slots = batch.rows.append, batch.slots
         for slot, item in enumerate(items):
             obj: Any = None
             try:
@@ -108,14 +128,39 @@ class FactPreparer:
             except FactRejected as exc:
                 batch.rejected.append(Rejected(slot, readable_id(obj), exc.code, exc.message))
                 continue
-            rows.add_event(fact.id, stored_fact(protected, derived), subjects)
-            batch.slots.append(slot)
+            # what `protect` gives, without building its stored event (the ingest hot path)
+            append(fact.id, fact_originator_hex(fact.id), TOPICS[fact.type], encode_leaf(protected, derived), subjects)
+            slots.append(slot)
+        if self.sealer is not None:
+            self._seal_ahead(batch.rows)
+        if self.events_encoder is not None:
+            batch.rows.encoded_events = self.events_encoder(batch.rows)
         return batch
+
+    def _seal_ahead(self, rows: FactRows) -> None:
+        """Seal the batch's subjects not sealed before by this preparer. The
+        writer stores the ones the vault lacks (and seals any other it needs)."""
+        done = self._sealed
+        fresh = rows.subjects.keys() - done
+        if not fresh:
+            return
+        if len(done) + len(fresh) > self.SEALED_MEMORY:
+            done.clear()
+        seal = self.sealer.seal  # type: ignore[union-attr]
+        for token in fresh:
+            kind, value = rows.subjects[token]
+            sealed = seal(token, kind, value)
+            rows.sealed[token] = (sealed.sealed_dek, sealed.sealed_value)
+        done.update(fresh)
+
+
+#: Personal fields and the token kind of each (a KK or NIK keeps its own kind).
+_PERSONAL_KINDS = tuple((name, name if name in ("nik", "kk") else "text") for name in sorted(PERSONAL_FIELDS))
 
 
 # ------------------------------------------------------------ worker process
 # A child started as `python -m jejak.ingest_worker`, speaking length-prefixed
-# pickle frames on its standard input and output: the tokenizer first, then
+# pickle frames on its standard input and output: the FactPreparer first, then
 # one batch of raw lines in, one PreparedBatch (or the exception) out, in order.
 # Not multiprocessing: its spawn and forkserver modes re-run the parent's main
 # script in the child, which for an unguarded script (or a test) means running
@@ -148,7 +193,7 @@ def _worker_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the real standard output
-    preparer = FactPreparer(_read_frame(inp))
+    preparer: FactPreparer = _read_frame(inp)
     while True:
         try:
             items = _read_frame(inp)
@@ -169,12 +214,12 @@ class _Worker:
     """One preparer child; batches go in through a sender thread so that
     writing batch k + 2 never waits on the parent reading result k + 1."""
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, preparer: FactPreparer) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jejak.ingest_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._outbox.put(tokenizer)
+        self._outbox.put(preparer)
         self._sender = threading.Thread(target=self._send_all, name="jejak-ingest-sender", daemon=True)
         self._sender.start()
 
@@ -268,7 +313,7 @@ class PreparerPool:
             self._started = True
             try:
                 for _ in range(self.workers):
-                    self._live.append(_Worker(self.preparer.tokenizer))
+                    self._live.append(_Worker(self.preparer))
             except OSError as exc:  # cannot start a process here: prepare in this one
                 log.warning("cannot start an ingest worker (%s); preparing batches in this process", exc)
                 self._failed.update(self._live)

@@ -20,6 +20,7 @@ the lock so two concurrent ingests of one file record each fact once.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import sqlite3
 import struct
@@ -74,6 +75,9 @@ class FactRows:
     leaf_hashes: list[bytes] = field(default_factory=list)
     tokens: list[tuple[str, ...]] = field(default_factory=list)  # each fact's vault tokens
     subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> (kind, clear value)
+    # Work an ingest worker may do ahead (neither depends on the log position):
+    sealed: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)  # token -> (sealed DEK, sealed value)
+    encoded_events: Any = None  # the events rows as the recorder's `events_encoder` gave them
 
     def add(self, prepared: PreparedFact) -> None:
         self.add_event(prepared.fact_id, prepared.stored_event, prepared.subjects)
@@ -81,15 +85,22 @@ class FactRows:
     def add_event(self, fact_id: str, event: StoredEvent, subjects: Iterable[tuple[str, str, str]]) -> None:
         assert event.originator_version == 1, "a fact is an aggregate of one event"
         oid = event.originator_id
+        self.append(fact_id, oid.hex if isinstance(oid, UUID) else oid, event.topic, event.state, subjects)
+
+    def append(self, fact_id: str, oid_hex: str, topic: str, leaf: bytes,
+               subjects: Iterable[tuple[str, str, str]]) -> None:
+        """Add one fact (version 1 of its aggregate) from its parts."""
         self.fact_ids.append(fact_id)
-        self.oids.append(oid.hex if isinstance(oid, UUID) else oid)
-        self.topics.append(event.topic)
-        self.leaves.append(event.state)
-        self.leaf_hashes.append(leaf_hash(event.state))
+        self.oids.append(oid_hex)
+        self.topics.append(topic)
+        self.leaves.append(leaf)
+        self.leaf_hashes.append(leaf_hash(leaf))
+        known = self.subjects
         tokens = []
         for token, kind, value in subjects:
             tokens.append(token)
-            self.subjects.setdefault(token, (kind, value))
+            if token not in known:
+                known[token] = (kind, value)
         self.tokens.append(tuple(tokens))
 
     @classmethod
@@ -322,12 +333,18 @@ class LogAppender:
     def plan_append(self, rows: FactRows, tail: LogTail) -> AppendPlan:
         entries = [(fact_id, oid, 1, leaf) for fact_id, oid, leaf in zip(rows.fact_ids, rows.oids, rows.leaves)]
         log_rows, after, nodes = self._extend(tail, entries, rows.leaf_hashes)
+        events = rows.encoded_events
+        if events is None:
+            events = self.encode_events([(o, 1, t, leaf) for o, t, leaf in zip(rows.oids, rows.topics, rows.leaves)])
         return AppendPlan(
-            rows=rows, expected=tail, after=after,
-            events=self.encode_events([(o, 1, t, leaf) for o, t, leaf in zip(rows.oids, rows.topics, rows.leaves)]),
-            log=self.encode_log(tail.size, log_rows),
-            nodes=nodes,
+            rows=rows, expected=tail, after=after, events=events, log=self.encode_log(tail.size, log_rows), nodes=nodes,
         )
+
+    def events_encoder(self) -> Any:
+        """A module-level function (picklable, so an ingest worker can run it)
+        giving a batch's events rows as `write_events` takes them, or None to
+        leave the encoding to `plan_append`."""
+        return None
 
     #: Tokens known to be in this store's vault (bounded; only ever added after a commit).
     VAULT_CACHE_LIMIT = 200_000
@@ -437,8 +454,11 @@ class LogAppender:
         sealed = []
         for token in sorted(missing):
             kind, value = rows.subjects[token]
-            s = sealer.seal(token, kind, value)
-            sealed.append((token, kind, s.sealed_dek, s.sealed_value))
+            ahead = rows.sealed.get(token)  # sealed by the ingest worker
+            if ahead is None:
+                s = sealer.seal(token, kind, value)
+                ahead = s.sealed_dek, s.sealed_value
+            sealed.append((token, kind, *ahead))
         if sealed:
             self.bulk_insert(cursor, "jejak_subjects", ("token", "kind", "sealed_dek", "sealed_value"), sealed)
         return wanted
@@ -538,6 +558,9 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
 
     def encode_events(self, rows: list[tuple[str, int, str, bytes]]) -> Any:
         return pg_binary_events(rows) if self._binary_fits(rows) else rows
+
+    def events_encoder(self) -> Any:
+        return encode_binary_events if self.OID_TYPE == "UUID" else None
 
     def write_events(self, cursor: Any, encoded: Any) -> None:
         self._notify_channel(cursor)
@@ -691,13 +714,22 @@ def pg_binary_events(rows: Iterable[tuple[UUID | str, int, str, bytes]]) -> byte
     """Events table rows (uuid originator id, int8 version, text topic, bytea state) as binary COPY data."""
     head, length = _EVENT_HEAD.pack, _LENGTH.pack
     parts = [_PG_BINARY_HEADER]
+    add = parts.extend  # one join at the end instead of concatenating each row
     fromhex = bytes.fromhex
     for oid, version, topic, state in rows:
         t = topic.encode("utf-8")
         ob = fromhex(oid) if type(oid) is str and len(oid) == 32 else _uuid_bytes(oid)
-        parts.append(head(4, 16, ob, 8, version, len(t)) + t + length(len(state)) + state)
+        add((head(4, 16, ob, 8, version, len(t)), t, length(len(state)), state))
     parts.append(_PG_BINARY_TRAILER)
     return b"".join(parts)
+
+
+def encode_binary_events(rows: FactRows) -> bytes | None:
+    """A batch's events rows as binary COPY data (the PostgreSQL recorder's
+    `encode_events` for uuid ids), or None for a batch it inserts otherwise."""
+    if len(rows) <= ChainedPostgresRecorder.SMALL_INSERT_ROWS:
+        return None
+    return pg_binary_events(zip(rows.oids, itertools.repeat(1), rows.topics, rows.leaves))
 
 
 def pg_binary_log(first: int, rows: Iterable[tuple[str, UUID | str, int, bytes, bytes]]) -> bytes:
@@ -710,7 +742,7 @@ def pg_binary_log(first: int, rows: Iterable[tuple[str, UUID | str, int, bytes, 
         if len(chain) != 32 or len(lh) != 32:
             raise ValueError(f"log row {first + i}: hashes must be 32 bytes")
         ob = fromhex(oid) if type(oid) is str and len(oid) == 32 else _uuid_bytes(oid)
-        parts.append(head(6, 8, first + i, len(f)) + f + tail(16, ob, 8, version, 32, chain, 32, lh))
+        parts.extend((head(6, 8, first + i, len(f)), f, tail(16, ob, 8, version, 32, chain, 32, lh)))
     parts.append(_PG_BINARY_TRAILER)
     return b"".join(parts)
 

@@ -89,9 +89,16 @@ class Sealer:
         self._kek = AESGCM(kek)
         self._kek_bytes = kek
 
+    def __getstate__(self) -> dict[str, object]:
+        # pickled only to start an ingest worker process (over its pipe)
+        return {"kek": self._kek_bytes}
+
+    def __setstate__(self, state: dict[str, bytes]) -> None:
+        self.__init__(state["kek"])  # type: ignore[misc]
+
     def seal(self, token: str, kind: str, value: str) -> SealedSubject:
-        dek = AESGCM.generate_key(bit_length=256)
-        n1, n2 = os.urandom(NONCE_BYTES), os.urandom(NONCE_BYTES)
+        random = os.urandom(32 + 2 * NONCE_BYTES)  # a fresh data key and two nonces
+        dek, n1, n2 = random[:32], random[32 : 32 + NONCE_BYTES], random[32 + NONCE_BYTES :]
         aad = token.encode()
         sealed_dek = n1 + self._kek.encrypt(n1, dek, aad)
         sealed_value = n2 + AESGCM(dek).encrypt(n2, value.encode("utf-8"), aad)

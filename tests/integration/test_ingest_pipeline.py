@@ -145,3 +145,34 @@ def test_no_worker_can_start_so_this_process_prepares(monkeypatch, caplog) -> No
         assert pool._live == []
     assert [g.rows.leaves for g in got] == [e.rows.leaves for e in expected]
     assert "cannot start an ingest worker" in caplog.text
+
+
+def _death(fact_id: str, nik: str) -> bytes:
+    return orjson.dumps({
+        "id": fact_id, "type": "death.recorded", "at": "2024-05-01T08:00:00+07:00",
+        "source": {"kind": "dukcapil", "id": "siak"}, "nik": nik, "date": "2024-04-30",
+    }) + b"\n"
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_subject_sealed_ahead_for_a_fact_not_recorded_is_sealed_when_a_later_fact_needs_it(
+    store_url, make_settings, workers: int,
+) -> None:
+    """Preparation seals a subject the first time it sees it. Here that fact is
+    a conflict (not recorded), so the subject is not stored with it; a later
+    batch's new fact names it again with nothing sealed ahead, and the writer
+    seals it then: the vault never lacks a subject a recorded fact names."""
+    first, later = "3201014501900001", "3201014501900002"
+    with Ledger.open(make_settings(store_url, batch_size=2, ingest_workers=workers)) as ledger:
+        assert ledger.ingest_lines(iter([_death("d-1", first)])).accepted == 1
+        lines = [_death("f-1", "3201014501900003"), _death("f-2", "3201014501900004"),  # inline
+                 _death("d-1", later), _death("f-3", "3201014501900005"),  # a conflict names `later`
+                 _death("d-2", later)]  # the same preparer again: nothing sealed ahead
+        rejections: list[Rejection] = []
+        summary = ledger.ingest_lines(iter(lines), on_rejection=rejections.append)
+        assert summary.to_dict() == {"accepted": 4, "duplicates": 0, "rejected": 1}
+        assert [(r.line, r.code) for r in rejections] == [(3, "conflict")]
+        assert ledger.reveal(ledger.tokenizer.token("nik", later)) == later
+        assert ledger.reveal(ledger.tokenizer.token("nik", first)) == first
+        recorded = {entry["fact"]["id"]: entry["fact"]["nik"] for entry in _log(ledger)}
+        assert recorded["d-2"] == later and recorded["d-1"] == first

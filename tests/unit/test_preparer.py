@@ -1,0 +1,62 @@
+"""FactPreparer's work ahead of the log: sealing first-seen subjects, encoding
+events rows, and travelling to a worker process by pickle."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+
+import orjson
+
+from jejak.generate import generate
+from jejak.preparer import FactPreparer
+from jejak.store.recorders import ChainedPostgresRecorder, encode_binary_events, pg_binary_events
+from jejak.store.vault import Sealer, Tokenizer
+
+
+def _batches(size: int) -> list[list[bytes]]:
+    lines = [orjson.dumps(f) for f in generate(families=8, seed=11)]
+    return [lines[i:i + size] for i in range(0, len(lines), size)]
+
+
+def test_each_subject_is_sealed_ahead_once_and_opens_to_its_value() -> None:
+    sealer = Sealer(os.urandom(32))
+    preparer = FactPreparer(Tokenizer(b"k" * 32), sealer)
+    seen: set[str] = set()
+    for items in _batches(40):
+        rows = preparer.prepare(items).rows
+        assert rows.sealed.keys() == rows.subjects.keys() - seen  # only those this preparer had not sealed
+        for token, (sealed_dek, sealed_value) in rows.sealed.items():
+            assert sealer.open(token, sealed_dek, sealed_value) == rows.subjects[token][1]
+        seen |= rows.subjects.keys()
+    assert seen
+
+
+def test_without_a_sealer_nothing_is_sealed_ahead() -> None:
+    rows = FactPreparer(Tokenizer(b"k" * 32)).prepare(_batches(40)[0]).rows
+    assert rows.subjects and rows.sealed == {} and rows.encoded_events is None
+
+
+def test_a_pickled_preparer_prepares_the_same_rows_and_forgets_what_it_sealed() -> None:
+    sealer = Sealer(os.urandom(32))
+    original = FactPreparer(Tokenizer(b"k" * 32), sealer, encode_binary_events)
+    batch = _batches(40)[0]
+    before = original.prepare(batch).rows
+    copy = pickle.loads(pickle.dumps(original))
+    again = copy.prepare(batch).rows
+    assert (again.fact_ids, again.oids, again.leaves, again.tokens) == (
+        before.fact_ids, before.oids, before.leaves, before.tokens)
+    assert again.encoded_events == before.encoded_events
+    assert again.sealed.keys() == before.subjects.keys()  # the copy starts with nothing sealed
+    for token, (sealed_dek, sealed_value) in again.sealed.items():  # and seals under the same key
+        assert sealer.open(token, sealed_dek, sealed_value) == again.subjects[token][1]
+    assert original.prepare(batch).rows.sealed == {}
+
+
+def test_events_encoded_ahead_are_what_the_recorder_would_encode() -> None:
+    rows = FactPreparer(Tokenizer(b"k" * 32), events_encoder=encode_binary_events).prepare(_batches(40)[0]).rows
+    assert len(rows) > ChainedPostgresRecorder.SMALL_INSERT_ROWS
+    assert rows.encoded_events == pg_binary_events(zip(rows.oids, itertools.repeat(1), rows.topics, rows.leaves))
+    small = FactPreparer(Tokenizer(b"k" * 32), events_encoder=encode_binary_events).prepare(_batches(5)[0]).rows
+    assert small.encoded_events is None  # a few rows go in one INSERT instead
