@@ -13,10 +13,11 @@ For each store kind, on the same generated file:
              record, chain, Merkle nodes) — no projections;
   jejak_cli  `jejak ingest FILE` in a subprocess (includes projection catch-up),
              with its peak RSS; also at a smaller file to show RSS is flat.
-Ablations (in-process, i.e. JEJAK_INGEST_WORKERS=0 so that the patches apply
-to every stage; smaller file, alternating order, best of N):
-  Merkle node writing off (append_to_frontier -> no nodes) vs on;
-  tokenisation + sealing off (identity tokenizer, no-op sealer) vs on.
+Ablations (monkeypatches in this process; smaller file, alternating order, best of N):
+  Merkle node writing off (append_to_frontier -> no nodes) vs on, as configured
+  (the Merkle append runs in this process's planning stage);
+  tokenisation + sealing off (identity tokenizer, no-op sealer) vs on, both with
+  JEJAK_INGEST_WORKERS=0 (a worker process would not see the patches).
 Plus a cProfile of the jejak_api hot path on a slice of the file.
 """
 
@@ -26,6 +27,7 @@ import argparse
 import hashlib
 import itertools
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -204,12 +206,12 @@ class Patched:
             setattr(obj, name, old)
 
 
-def run_variant(kind: str, label: str, path: Path, n: int, **patch: bool) -> dict[str, Any]:
+def run_variant(kind: str, label: str, path: Path, n: int, patch: dict[str, bool],
+                settings: dict[str, Any]) -> dict[str, Any]:
     store = C.store_for(kind, f"abl_{kind[:2]}_{label}")
     try:
         with Patched(**patch):
-            # in this process only: a worker process would not see the patches
-            seconds, summary = jejak_api(store, C.iter_lines(path), ingest_workers=0)
+            seconds, summary = jejak_api(store, C.iter_lines(path), **settings)
         assert summary.accepted == n, (label, summary.to_dict())
         return {"seconds": seconds, "facts_per_s": C.rate(n, seconds)}
     finally:
@@ -217,21 +219,23 @@ def run_variant(kind: str, label: str, path: Path, n: int, **patch: bool) -> dic
 
 
 def ablations(kind: str, path: Path, n: int, repeats: int) -> dict[str, Any]:
-    variants = {
-        "full": {},
-        "merkle_off": {"merkle": False},
-        "protect_off": {"protect": False},
+    in_process = {"ingest_workers": 0}
+    variants: dict[str, tuple[dict[str, bool], dict[str, Any]]] = {  # label: (patch, settings)
+        "full": ({}, {}),
+        "merkle_off": ({"merkle": False}, {}),
+        "full_in_process": ({}, in_process),
+        "protect_off_in_process": ({"protect": False}, in_process),
     }
     runs: dict[str, list[float]] = {k: [] for k in variants}
     for r in range(repeats):
         order = list(variants) if r % 2 == 0 else list(reversed(variants))
         for label in order:
             C.log(f"{kind}: ablation {label} (round {r + 1}/{repeats}, {n} facts)")
-            runs[label].append(run_variant(kind, label, path, n, **variants[label])["seconds"])
+            runs[label].append(run_variant(kind, label, path, n, *variants[label])["seconds"])
     best = {k: min(v) for k, v in runs.items()}
     rate = {k: C.rate(n, s) for k, s in best.items()}
     merkle_overhead = 1 - rate["full"] / rate["merkle_off"]
-    protect_ratio = rate["full"] / rate["protect_off"]
+    protect_ratio = rate["full_in_process"] / rate["protect_off_in_process"]
     return {
         "facts": n, "repeats": repeats, "seconds_all_runs": runs, "facts_per_s_best": rate,
         "merkle_overhead": round(merkle_overhead, 3), "merkle_target": "< 0.15",
@@ -270,17 +274,20 @@ def profile_api(kind: str, path: Path, facts: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------- main
-def bench_kind(kind: str, a: argparse.Namespace, path: Path, n: int) -> dict[str, Any]:
-    res: dict[str, Any] = {"facts": n}
-    # (b) the floor
-    C.log(f"{kind}: floor ({n} facts)")
+FLOOR_WHAT = {
+    "postgresql": "psycopg COPY of orjson OPT_SORT_KEYS + SHA-256 chain, 2000/txn",
+    "sqlite": "sqlite3 executemany of orjson OPT_SORT_KEYS + SHA-256 chain, 2000/txn, WAL",
+}
+
+
+def floor_seconds(kind: str, path: Path, n: int) -> float:
+    """(b) the floor on a fresh table, dropped afterwards."""
     if kind == "postgresql":
         db = C.create_db(f"floor_{n}")
         try:
             s, m = C.timed(lambda: floor_pg(path, db))
         finally:
             C.drop_db(db)
-        res["floor"] = {"what": "psycopg COPY of orjson OPT_SORT_KEYS + SHA-256 chain, 2000/txn"}
     else:
         db_path = C.DATA / "stores" / f"floor_{n}.db"
         db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,9 +298,37 @@ def bench_kind(kind: str, a: argparse.Namespace, path: Path, n: int) -> dict[str
         finally:
             for p in db_path.parent.glob(db_path.name + "*"):
                 p.unlink()
-        res["floor"] = {"what": "sqlite3 executemany of orjson OPT_SORT_KEYS + SHA-256 chain, 2000/txn, WAL"}
     assert m == n
-    res["floor"].update(seconds=round(s, 2), facts_per_s=round(C.rate(n, s)))
+    return s
+
+
+def alternating_pairs(kind: str, path: Path, n: int, pairs: int) -> dict[str, Any]:
+    """jejak ÷ floor from `pairs` more runs of each, back to back, order
+    alternating: on a machine whose speed drifts between minutes, a single
+    floor run and a single jejak run can land in different weather."""
+    ratios = []
+    for i in range(pairs):
+        seconds: dict[str, float] = {}
+        for which in (("floor", "jejak") if i % 2 == 0 else ("jejak", "floor")):
+            C.log(f"{kind}: pair {i + 1}/{pairs}: {which} ({n} facts)")
+            if which == "floor":
+                seconds[which] = floor_seconds(kind, path, n)
+            else:
+                store = C.store_for(kind, f"pair_{kind[:2]}")
+                try:
+                    seconds[which], summary = jejak_api(store, C.iter_lines(path))
+                    assert summary.accepted == n, summary.to_dict()
+                finally:
+                    store.drop()
+        ratios.append(round(seconds["floor"] / seconds["jejak"], 3))
+    return {"pairs": pairs, "api_over_floor_each": ratios, "api_over_floor_median": statistics.median(ratios)}
+
+
+def bench_kind(kind: str, a: argparse.Namespace, path: Path, n: int) -> dict[str, Any]:
+    res: dict[str, Any] = {"facts": n}
+    C.log(f"{kind}: floor ({n} facts)")
+    s = floor_seconds(kind, path, n)
+    res["floor"] = {"what": FLOOR_WHAT[kind], "seconds": round(s, 2), "facts_per_s": round(C.rate(n, s))}
 
     # (a) plain eventsourcing
     if not a.skip_plain:
@@ -360,6 +395,8 @@ def bench_kind(kind: str, a: argparse.Namespace, path: Path, n: int) -> dict[str
     if kind == "postgresql":
         r["targets"] = {"over_plain_eventsourcing": ">= 4", "over_floor": ">= 0.5"}
     res["ratios"] = r
+    if a.pairs:
+        res["alternating"] = alternating_pairs(kind, path, n, a.pairs)
 
     if a.ablation_facts:
         apath, an = C.facts_file(a.ablation_facts)
@@ -381,6 +418,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the jejak_api store for bench/verify.py")
     ap.add_argument("--skip-plain", action="store_true")
     ap.add_argument("--skip-cli", action="store_true")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="then this many alternating floor/jejak pairs for a drift-robust ratio (0: none)")
     a = ap.parse_args()
 
     path, n = C.facts_file(a.facts)
