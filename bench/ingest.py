@@ -314,12 +314,7 @@ def alternating_pairs(kind: str, path: Path, n: int, pairs: int) -> dict[str, An
             if which == "floor":
                 seconds[which] = floor_seconds(kind, path, n)
             else:
-                store = C.store_for(kind, f"pair_{kind[:2]}")
-                try:
-                    seconds[which], summary = jejak_api(store, C.iter_lines(path))
-                    assert summary.accepted == n, summary.to_dict()
-                finally:
-                    store.drop()
+                seconds[which] = run_variant(kind, "pair", path, n, patch={}, settings={})["seconds"]
         ratios.append(round(seconds["floor"] / seconds["jejak"], 3))
     return {"pairs": pairs, "api_over_floor_each": ratios, "api_over_floor_median": statistics.median(ratios)}
 
