@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from jejak.api.errors import ApiError
 from jejak.api.schemas import ErrorBody, InclusionProof
+from jejak.jsonout import json_bytes
 from jejak.store.datastore import Store
 from jejak.store.leaf import decode_leaf
 from jejak.transparency import ProofRequestError, StoredCheckpoint, Transparency
@@ -137,7 +138,7 @@ def json_bytes_response(body: Any) -> Response:
     For routes whose handler builds exactly the shape of its declared
     `response_model` (which still documents it in the OpenAPI schema); the
     schemathesis tests check the two agree."""
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(json_bytes(body), media_type="application/json")
 
 
 # ---------------------------------------------------------------- log reads

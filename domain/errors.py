@@ -62,7 +62,7 @@ class NonPositiveAmount(FactRejected):
 
 
 class AmountTooLarge(FactRejected):
-    """An amount above :data:`jejak.domain.facts.MAX_AMOUNT` (sums must stay 64-bit)."""
+    """An amount above :data:`jejak.domain.facts.MAX_AMOUNT` (what a 64-bit signed integer holds)."""
 
     code = "amount_too_large"
 

@@ -169,9 +169,10 @@ def check_int(obj: dict[str, Any], name: str, ftype: str) -> int:
     return value
 
 
-#: Rp 10^15 per fact, far above any aid payment; the bound keeps every sum the
-#: read models and reports compute (thousands of amounts) inside 64 bits.
-MAX_AMOUNT = 10**15
+#: The largest amount one 64-bit signed integer column holds (an order's amount is
+#: stored as one). Sums of amounts are kept exact past 64 bits (read models use
+#: Python integers and NUMERIC or decimal text); above this an amount is refused.
+MAX_AMOUNT = 2**63 - 1
 
 
 def check_amount(obj: dict[str, Any], name: str, ftype: str) -> int:

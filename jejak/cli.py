@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Optional
 import orjson
 import typer
 
+from jejak.jsonout import json_bytes
 from jejak.settings import Settings
 
 app = typer.Typer(
@@ -69,7 +70,7 @@ def write_jsonl(rows: Any) -> None:
     out = sys.stdout.buffer
     try:
         for row in rows:
-            out.write(orjson.dumps(row))
+            out.write(json_bytes(row))
             out.write(b"\n")
         out.flush()
     except BrokenPipeError:  # the reader (e.g. `head`) has all it wanted
@@ -136,7 +137,8 @@ def ingest(
     else:
         path = Path(file)
         if not path.is_file():
-            fail(f"cannot read {file}: no such file", EXIT_USAGE)
+            why = "it is a directory" if path.is_dir() else "no such file" if not path.exists() else "not a regular file"
+            fail(f"cannot read {file}: {why}", EXIT_USAGE)
         try:
             source = path.open("rb")
         except OSError as exc:
@@ -439,7 +441,7 @@ def reconcile(
 
         producer = default_producer_factory(bootstrap)
         for r in reports:
-            producer.send("jejak.reconciliation", key=f"{r['channel']}:{r['period']}".encode(), value=orjson.dumps(r))
+            producer.send("jejak.reconciliation", key=f"{r['channel']}:{r['period']}".encode(), value=json_bytes(r))
         producer.flush()
         producer.close()
     if fmt == "csv":

@@ -58,7 +58,7 @@ from jejak.projections.engine import (
     instant_key,
     unclaimed_anomaly,
 )
-from jejak.projections.base import LogRecord, ReadModel, SettleProgress
+from jejak.projections.base import LogRecord, ReadModel, SettleProgress, run_in, select_in
 from jejak.store.datastore import Store
 
 _RANK = {r: i for i, r in enumerate(RULES)}
@@ -77,35 +77,6 @@ _KK_TYPES = (ORDER, DECISION, "companion.assigned")
 CHUNK = {"k": 1000, "r": 2000, "n": 2000, "c": 500}
 _FAMILY_RULES = frozenset(RULES) - {"nik_in_multiple_families", "companion_concentration"}
 _ORPHAN_RULES = frozenset({"ghost_settlement", "pickup_without_disbursement", "deceased_recipient"})
-
-
-def select_in(store: Store, cursor: Any, select: str, column: str, values: Sequence[Any],
-              params: Sequence[Any] = ()) -> list[Any]:
-    """Rows of ``select`` (which ends in a WHERE condition) AND column IN values."""
-    return _in(store, cursor, select, column, values, params, fetch=True)
-
-
-def _in(store: Store, cursor: Any, statement: str, column: str, values: Sequence[Any],
-        params: Sequence[Any], *, fetch: bool) -> list[Any]:
-    """Run ``statement AND column IN values`` (one array parameter on PostgreSQL,
-    chunks under SQLite's parameter limit otherwise); the rows if ``fetch``."""
-    rows: list[Any] = []
-    if not values:
-        return rows
-    if store.is_postgres:
-        chunks = [None]
-    else:
-        values = list(values)
-        chunks = [values[start:start + 900] for start in range(0, len(values), 900)]
-    for chunk in chunks:
-        if chunk is None:
-            store.execute(cursor, f"{statement} AND {column} = ANY(?)", (*params, list(values)))
-        else:
-            marks = ", ".join("?" for _ in chunk)
-            store.execute(cursor, f"{statement} AND {column} IN ({marks})", (*params, *chunk))
-        if fetch:
-            rows.extend(cursor.fetchall())
-    return rows
 
 
 def _facts(rows: Iterable[Any]) -> list[dict]:
@@ -348,7 +319,8 @@ class Anomalies(ReadModel):
                     raise AssertionError(f"anomaly {a.rule} {a.primary} outside its family scope")
                 rows.append((scope, _RANK[a.rule], a.primary, orjson.dumps(a.to_dict())))
         unclaimed = [
-            (scope_of[oid], oid, first_day, orjson.dumps([oid, kk, c, pu, rt, first_day, list(ids)]))
+            # the sums as decimal text: they may pass 64 bits, which orjson cannot write
+            (scope_of[oid], oid, first_day, orjson.dumps([oid, kk, str(c), str(pu), str(rt), first_day, list(ids)]))
             for oid, kk, c, pu, rt, first_day, ids in cands
         ]
         return rows, unclaimed
@@ -420,7 +392,8 @@ class Anomalies(ReadModel):
                 store.execute(cursor, "SELECT body FROM p_anom_unclaimed WHERE first_day < ?", (cutoff,))
                 rank = _RANK["unclaimed_funds"]
                 for r in cursor.fetchall():
-                    a = unclaimed_anomaly(*orjson.loads(r["body"]), as_of, unclaimed_days)
+                    oid, kk, c, pu, rt, first_day, ids = orjson.loads(r["body"])
+                    a = unclaimed_anomaly(oid, kk, int(c), int(pu), int(rt), first_day, ids, as_of, unclaimed_days)
                     if a is not None:
                         keyed.append((rank, a.primary, a.to_dict()))
         keyed.sort(key=lambda k: (k[0], k[1]))
@@ -436,7 +409,7 @@ def _body(r: LogRecord) -> bytes:
 
 def _delete_in(store: Store, cursor: Any, delete: str, column: str, values: Sequence[Any],
                params: Sequence[Any] = ()) -> None:
-    _in(store, cursor, delete, column, values, params, fetch=False)
+    run_in(store, cursor, delete, column, values, params, fetch=False)
 
 
 def _latest(ats: list[tuple[str, int]]) -> tuple[int, str, int, str]:

@@ -46,3 +46,32 @@ class ReadModel:
         for table in self.tables:
             store.execute(cursor, f"DELETE FROM {table}")
         store.set_position_in(cursor, self.position_name, 0)
+
+
+def select_in(store: Store, cursor: Any, select: str, column: str, values: Sequence[Any],
+              params: Sequence[Any] = ()) -> list[Any]:
+    """Rows of ``select`` (which ends in a WHERE condition) AND column IN values."""
+    return run_in(store, cursor, select, column, values, params, fetch=True)
+
+
+def run_in(store: Store, cursor: Any, statement: str, column: str, values: Sequence[Any],
+        params: Sequence[Any], *, fetch: bool) -> list[Any]:
+    """Run ``statement AND column IN values`` (one array parameter on PostgreSQL,
+    chunks under SQLite's parameter limit otherwise); the rows if ``fetch``."""
+    rows: list[Any] = []
+    if not values:
+        return rows
+    if store.is_postgres:
+        chunks = [None]
+    else:
+        values = list(values)
+        chunks = [values[start:start + 900] for start in range(0, len(values), 900)]
+    for chunk in chunks:
+        if chunk is None:
+            store.execute(cursor, f"{statement} AND {column} = ANY(?)", (*params, list(values)))
+        else:
+            marks = ", ".join("?" for _ in chunk)
+            store.execute(cursor, f"{statement} AND {column} IN ({marks})", (*params, *chunk))
+        if fetch:
+            rows.extend(cursor.fetchall())
+    return rows

@@ -16,7 +16,7 @@ import orjson
 
 from jejak.domain.facts import FACT_TYPES as SPEC_FACT_TYPES
 from jejak.store.datastore import Store
-from jejak.projections.base import LogRecord, ReadModel
+from jejak.projections.base import LogRecord, ReadModel, select_in
 
 
 class FactIndex(ReadModel):
@@ -71,12 +71,15 @@ class Balances(ReadModel):
 
     def create_statements(self, store: Store) -> list[str]:
         big = store.recorder.BIGINT
+        # A total sums any number of amounts, so it may pass 64 bits: kept exact,
+        # as NUMERIC on PostgreSQL and as decimal text on SQLite (no wider integer there).
+        total = "NUMERIC" if store.is_postgres else "TEXT"
         return [
             f"CREATE TABLE IF NOT EXISTS p_orders (order_id TEXT PRIMARY KEY, kk TEXT NOT NULL, "
             f"program TEXT NOT NULL, amount {big} NOT NULL)",
             "CREATE INDEX IF NOT EXISTS p_orders_kk ON p_orders (kk, program)",
-            f"CREATE TABLE IF NOT EXISTS p_order_totals (order_id TEXT PRIMARY KEY, credited {big} NOT NULL, "
-            f"picked_up {big} NOT NULL, returned {big} NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS p_order_totals (order_id TEXT PRIMARY KEY, credited {total} NOT NULL, "
+            f"picked_up {total} NOT NULL, returned {total} NOT NULL)",
         ]
 
     def apply(self, store: Store, cursor: Any, records: Sequence[LogRecord]) -> None:
@@ -103,33 +106,47 @@ class Balances(ReadModel):
         if orders:
             store.recorder.bulk_insert(cursor, "p_orders", ("order_id", "kk", "program", "amount"), orders)
         if totals:
+            # added here, in Python integers, rather than in SQL, where a sum past 64 bits
+            # fails (PostgreSQL bigint) or silently turns into a float (SQLite)
+            for row in select_in(store, cursor, "SELECT order_id, credited, picked_up, returned FROM p_order_totals "
+                                 "WHERE 1 = 1", "order_id", list(totals)):
+                sums = totals[row["order_id"]]
+                sums[0] += int(row["credited"])
+                sums[1] += int(row["picked_up"])
+                sums[2] += int(row["returned"])
+            bind = int if store.is_postgres else str
             cursor.executemany(
                 store.sql(
                     "INSERT INTO p_order_totals (order_id, credited, picked_up, returned) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (order_id) DO UPDATE SET credited = p_order_totals.credited + excluded.credited, "
-                    "picked_up = p_order_totals.picked_up + excluded.picked_up, "
-                    "returned = p_order_totals.returned + excluded.returned"
+                    "ON CONFLICT (order_id) DO UPDATE SET credited = excluded.credited, "
+                    "picked_up = excluded.picked_up, returned = excluded.returned"
                 ),
-                [(ref, *sums) for ref, sums in totals.items()],
+                [(ref, bind(c), bind(p), bind(r)) for ref, (c, p, r) in totals.items()],
             )
 
     @staticmethod
     def query(store: Store, kk_token: str | None = None) -> list[dict[str, Any]]:
-        where = "WHERE o.kk = ? " if kk_token else ""
+        where = " WHERE o.kk = ?" if kk_token else ""
         rows = store.query(
-            "SELECT o.kk AS kk, o.program AS program, SUM(o.amount) AS ordered, "
-            "SUM(COALESCE(t.credited, 0)) AS credited, SUM(COALESCE(t.picked_up, 0)) AS picked_up, "
-            "SUM(COALESCE(t.returned, 0)) AS returned "
-            "FROM p_orders o LEFT JOIN p_order_totals t ON t.order_id = o.order_id "
-            f"{where}GROUP BY o.kk, o.program",
+            "SELECT o.kk AS kk, o.program AS program, o.amount AS amount, t.credited AS credited, "
+            "t.picked_up AS picked_up, t.returned AS returned "
+            f"FROM p_orders o LEFT JOIN p_order_totals t ON t.order_id = o.order_id{where}",
             (kk_token,) if kk_token else (),
         )
-        out = []
+        # summed here in Python integers: exact past 64 bits (see `apply`)
+        sums: dict[tuple[str, str], list[int]] = {}
         for r in rows:
-            ordered, credited, picked, returned = (int(r[k]) for k in ("ordered", "credited", "picked_up", "returned"))
+            s = sums.setdefault((r["kk"], r["program"]), [0, 0, 0, 0])
+            s[0] += int(r["amount"])
+            if r["credited"] is not None:
+                s[1] += int(r["credited"])
+                s[2] += int(r["picked_up"])
+                s[3] += int(r["returned"])
+        out = []
+        for (kk, program), (ordered, credited, picked, returned) in sums.items():
             out.append(
                 {
-                    "kk": r["kk"], "program": r["program"], "ordered": ordered, "credited": credited,
+                    "kk": kk, "program": program, "ordered": ordered, "credited": credited,
                     "picked_up": picked, "returned": returned, "outstanding": credited - picked - returned,
                 }
             )

@@ -154,8 +154,9 @@ def test_ingest_exit_codes_summary_and_rejections(tmp_path: Path) -> None:
 
     r = cli(tmp_path, "ingest", str(tmp_path / "missing.jsonl"), store=store)
     assert r.returncode == 2 and r.stdout.strip() == b""
+    assert b"no such file" in r.stderr
     r = cli(tmp_path, "ingest", str(tmp_path), store=store)  # a directory is not a file
-    assert r.returncode == 2
+    assert r.returncode == 2 and b"is a directory" in r.stderr
 
     r = cli(tmp_path, "ingest", str(good), store=store)
     assert r.returncode == 0 and json.loads(r.stdout) == {"accepted": 0, "duplicates": 2, "rejected": 0}
@@ -290,3 +291,23 @@ def test_export_root_matches_checkpoint_and_signature_verifies(ingested) -> None
     v = cli(tmp, "verify", store=store)
     assert v.returncode == 0, v.stdout.decode() + v.stderr.decode()
     assert json.loads(v.stdout)["intact"] is True
+
+
+def test_balances_past_64_bits_print_exactly(store_url: str, tmp_path: Path) -> None:
+    """A family's sums may pass 2**64 (orjson's limit): `jejak balances` still
+    prints them to the rupiah, as JSON any reader parses exactly."""
+    big = 2**63 - 1
+    settlements = [
+        {"id": f"s-{i}", "type": "disbursement.settled", "at": "2024-03-06T10:00:00+07:00",
+         "source": {"kind": "bank", "id": "bri"}, "disbursement": f"o-{i % 2}", "status": "credited",
+         "amount": big, "channel": "BRI"}
+        for i in range(5)
+    ]
+    f = tmp_path / "big.jsonl"
+    f.write_bytes(lines(fact("o-0", amount=big), fact("o-1", amount=big), *settlements))
+    r = cli(tmp_path, "ingest", str(f), store=store_url)
+    assert r.returncode == 0, r.stderr.decode()
+    r = cli(tmp_path, "balances", store=store_url)
+    assert r.returncode == 0, r.stderr.decode()
+    assert jsonl(r.stdout) == [{"kk": KK, "program": "PKH", "ordered": 2 * big, "credited": 5 * big,
+                                "picked_up": 0, "returned": 0, "outstanding": 5 * big}]

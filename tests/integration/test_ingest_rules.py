@@ -130,22 +130,57 @@ def test_amounts_beyond_the_bound_are_rejected_and_reads_keep_working(ledger: Le
     from jejak.domain.facts import MAX_AMOUNT
     from jejak.reports import Reports
 
+    assert MAX_AMOUNT == 2**63 - 1
     lines = [
         line(order("o-max", amount=MAX_AMOUNT)),
         line(order("o-over", amount=MAX_AMOUNT + 1)),
-        line(order("o-2p63", amount=2**63)),
-        line(order("o-2p64", amount=2**64)).replace(str(2**64).encode(), b"100000000000000000000"),
+        line(order("o-2p64", amount=2**64)),  # past what the JSON parser reads as an integer
+        line(order("o-1e20", amount=1)).replace(b'"amount": 1,', b'"amount": 100000000000000000000,'),
         line(settled("s-max", "o-max", amount=MAX_AMOUNT)),
     ]
     summary, rejections = ingest(ledger, lines)
     assert (summary.accepted, summary.rejected) == (2, 3)
     assert [(r.line, r.id, r.code) for r in rejections] == [
-        (2, "o-over", "amount_too_large"), (3, "o-2p63", "amount_too_large"), (4, "o-2p64", "amount_too_large")]
+        (2, "o-over", "amount_too_large"), (3, "o-2p64", "amount_too_large"), (4, "o-1e20", "amount_too_large")]
     assert all(str(MAX_AMOUNT) in r.message for r in rejections)
     reports = Reports(ledger)
     reports.catch_up()
     [balance] = reports.balances()
     assert (balance["ordered"], balance["credited"]) == (MAX_AMOUNT, MAX_AMOUNT)
+
+
+def test_sums_past_64_bits_are_exact(ledger: Ledger) -> None:
+    """Balances and unclaimed funds add any number of amounts: a total may pass
+    2**64 and still comes out to the rupiah (ingested in two files, so the
+    per-order totals are also added across catch-ups)."""
+    from jejak.domain.facts import MAX_AMOUNT
+    from jejak.reports import Reports
+
+    big = MAX_AMOUNT
+    first = [line(order("o-a", amount=big)), line(order("o-b", amount=big))] + [
+        line(settled(f"s-a{i}", "o-a", amount=big)) for i in range(3)]
+    second = [line(settled(f"s-b{i}", "o-b", amount=big - i)) for i in range(2)] + [
+        line(settled("s-a3", "o-a", amount=big)),
+        line({"id": "p-a", "type": "pickup.recorded", "at": "2024-03-07T10:00:00+07:00",
+              "source": {"kind": "pos", "id": "pos"}, "disbursement": "o-a", "nik": NIK, "amount": 5,
+              "by": "recipient"}),
+        # a late fact, so that more than 90 days pass after the settlements
+        line(order("o-late", amount=1, at="2024-09-01T10:00:00+07:00")),
+    ]
+    reports = Reports(ledger)
+    for lines in (first, second):
+        summary, rejections = ingest(ledger, lines)
+        assert summary.rejected == 0, [r.to_dict() for r in rejections]
+        reports.catch_up()
+    [balance] = reports.balances()
+    credited = 4 * big + (big + big - 1)
+    assert credited > 2**65
+    assert balance == {"kk": KK, "program": "PKH", "ordered": 2 * big + 1, "credited": credited,
+                       "picked_up": 5, "returned": 0, "outstanding": credited - 5}
+    unclaimed = {a["primary"]: a["detail"] for a in reports.anomalies() if a["rule"] == "unclaimed_funds"}
+    assert set(unclaimed) == {"o-a", "o-b"}
+    assert unclaimed["o-a"].startswith(f"{4 * big - 5} of {4 * big} credited unclaimed")
+    assert unclaimed["o-b"].startswith(f"{2 * big - 1} of {2 * big - 1} credited unclaimed")
 
 
 def test_same_id_different_content_is_conflict_first_stays(ledger: Ledger) -> None:
