@@ -237,34 +237,85 @@ def rebuild(store: Optional[str] = StoreOption) -> None:
 # --------------------------------------------------------------- transparency
 
 
+@contextlib.contextmanager
+def open_store(store: str | None) -> Iterator[tuple[Any, Settings]]:
+    """The store alone, for commands that need no secrets (verify, checkpoint);
+    a store that cannot be opened is a usage error (exit 2), never "tampered"."""
+    from jejak.store.datastore import Store, StoreError
+    from jejak.store.url import StoreURLError
+
+    settings = settings_for(store)
+    try:
+        opened = Store.open(settings.store)
+    except (StoreError, StoreURLError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
+        yield opened, settings
+    finally:
+        opened.close()
+
+
 @app.command()
 def verify(store: Optional[str] = StoreOption) -> None:
     """Check every chain link, every Merkle node, every checkpoint and its signature."""
     from jejak.audit.errors import VerificationError
     from jejak.transparency import Transparency
 
-    with open_ledger(store) as ledger:
-        size = ledger.store.log_size()
+    with open_store(store) as (opened, settings):
+        size = opened.log_size()
         try:
             with progress_bar("verify", size) as advance:
-                result = Transparency(ledger.store, ledger.settings).verify(advance)
+                result = Transparency(opened, settings).verify(advance)
         except VerificationError as exc:
             typer.echo(json.dumps({"intact": False, "index": exc.index, "error": str(exc)}))
-            typer.echo(f"jejak: TAMPERED at log index {exc.index}: {exc}", err=True)
+            where = "" if exc.index is None else f" at log index {exc.index}"
+            typer.echo(f"jejak: TAMPERED{where}: {exc}", err=True)
             raise typer.Exit(EXIT_TAMPERED)
-        except FileNotFoundError as exc:
-            fail(str(exc), EXIT_TAMPERED)
+        except FileNotFoundError as exc:  # no verifier key for the store's checkpoints: cannot tell
+            fail(str(exc), EXIT_USAGE)
     typer.echo(json.dumps(result))
 
 
 @app.command()
 def checkpoint(store: Optional[str] = StoreOption) -> None:
-    """Sign, record and print the current checkpoint (C2SP tlog-checkpoint signed note)."""
+    """Sign, record and print the current checkpoint (C2SP tlog-checkpoint signed note).
+
+    The log is checked first (the latest checkpoint still holds, every entry
+    since is recomputed); a log that fails is not signed (exit 1)."""
+    from jejak.audit.errors import VerificationError
     from jejak.transparency import Transparency
 
-    with open_ledger(store) as ledger:
-        cp = Transparency(ledger.store, ledger.settings).issue_checkpoint()
+    with open_store(store) as (opened, settings):
+        try:
+            cp = Transparency(opened, settings).issue_checkpoint()
+        except VerificationError as exc:
+            where = "" if exc.index is None else f" (first bad log index {exc.index})"
+            fail(f"refusing to sign a checkpoint{where}: {exc}; run `jejak verify`", EXIT_TAMPERED)
+        except FileNotFoundError as exc:
+            fail(str(exc), EXIT_USAGE)
     sys.stdout.write(cp.note)
+
+
+def _latest_checkpoint_key(settings: Settings) -> str | None:
+    """The key id of the store's latest checkpoint, if the store exists and has one
+    (looked at without creating anything)."""
+    from jejak.store.datastore import Store
+    from jejak.store.url import parse_store_url
+
+    try:
+        url = parse_store_url(settings.store)
+        if url.kind == "sqlite" and (url.path == ":memory:" or not Path(url.path).is_file()):
+            return None
+        opened = Store.open(settings.store, create=False)
+    except Exception:  # no such store: nothing was signed
+        return None
+    try:
+        row = opened.query_one("SELECT key_id FROM jejak_checkpoints ORDER BY seq DESC LIMIT 1")
+    except Exception:  # a store without the table has no checkpoint
+        return None
+    finally:
+        opened.close()
+    return None if row is None else row["key_id"]
 
 
 @app.command()
@@ -288,9 +339,16 @@ def key(
 
             KeyRing.load_or_create(path, settings.key_name)
     try:
-        ring = load_keyring(settings)
-    except FileNotFoundError as exc:
-        fail(str(exc), 1)
+        ring = load_keyring(settings, create=False)
+    except FileNotFoundError:
+        signed_by = _latest_checkpoint_key(settings)
+        if signed_by is not None:
+            fail(f"no checkpoint key ring at {keyring_path(settings)}, but this store's checkpoints are signed by "
+                 f"key {signed_by}: set JEJAK_KEYS_DIR to the keys this store was created with", EXIT_USAGE)
+        try:
+            ring = load_keyring(settings)  # the dev profile creates one
+        except FileNotFoundError as exc:
+            fail(str(exc), 1)
     if all_keys:
         for text in ring.verifier_key_texts():
             typer.echo(text)

@@ -21,7 +21,9 @@ from jejak.audit.errors import (
 )
 from jejak.audit.keys import KeyRing
 from jejak.audit.merkle import (
+    MemoryNodeStore,
     PrefetchedReader,
+    append_to_frontier,
     consistency_keys,
     consistency_proof,
     frontier_keys,
@@ -29,6 +31,7 @@ from jejak.audit.merkle import (
     inclusion_proof,
     leaf_hash,
     node_hash,
+    read_required,
     root_at,
     verify_consistency,
 )
@@ -90,31 +93,119 @@ class Transparency:
         r = self.store.query_one(f"{CHECKPOINT_COLUMNS} ORDER BY seq DESC LIMIT 1")
         return None if r is None else StoredCheckpoint.from_row(r)
 
+    def keyring(self) -> KeyRing:
+        """The checkpoint key ring. The dev profile creates one only for a store
+        with no checkpoint yet: a fresh key could verify none of its checkpoints."""
+        last = self.latest_checkpoint()
+        try:
+            return load_keyring(self.settings, create=last is None)
+        except FileNotFoundError:
+            if last is None:
+                raise
+            raise FileNotFoundError(
+                f"no checkpoint key ring at {keyring_path(self.settings)}, but this store's checkpoints are "
+                f"signed by key {last.key_id}: set JEJAK_KEYS_DIR to the keys this store was created with"
+            ) from None
+
     def root(self, size: int) -> bytes:
         return root_at(size, self.store.node_reader())
 
     def issue_checkpoint(self) -> StoredCheckpoint:
-        """Sign the current tree head and record it (same head + key → same note)."""
-        keyring = load_keyring(self.settings)
+        """Sign a tree head the log has been checked against, and record it
+        (same head + key → same note).
+
+        C2SP: a log must never sign a checkpoint inconsistent with one it
+        signed before. So the latest checkpoint's signature is checked, the
+        stored tree must still give its root, and every entry after it is
+        recomputed from its stored event (chain link, leaf hash) and hashed
+        into the new root; the stored nodes must agree. Raises a
+        VerificationError (first bad index when known) instead of signing."""
+        keyring = self.keyring()
         signer = keyring.current_signer()
-        with self.store.transaction(commit=True) as cursor:
-            self.store.recorder.take_write_lock(cursor)  # a stable head while signing
-            size, _chain = self.store.recorder.read_head(cursor)
-            root = root_at(size, _CursorReader(self.store, cursor))
-            note = sign_checkpoint(Checkpoint(self.settings.origin, size, root), signer)
-            key_id = signer.verifier_key_text().split("+")[1]
-            self.store.execute(cursor, f"{CHECKPOINT_COLUMNS} ORDER BY seq DESC LIMIT 1")
-            last = cursor.fetchone()
-            if last is not None and last["note"] == note:
-                return StoredCheckpoint.from_row(last)
-            seq = 0 if last is None else last["seq"] + 1
-            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            self.store.execute(
-                cursor,
-                "INSERT INTO jejak_checkpoints (seq, size, root, note, key_id, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, size, root, note, key_id, created),
-            )
-            return StoredCheckpoint(seq, size, root, note, key_id, created)
+        key_id = signer.verifier_key_text().split("+")[1]
+        for _attempt in range(5):
+            last = self.latest_checkpoint()
+            size, root = self._checked_head(last, keyring)
+            with self.store.transaction(commit=True) as cursor:
+                self.store.recorder.take_write_lock(cursor)
+                self.store.execute(cursor, f"{CHECKPOINT_COLUMNS} ORDER BY seq DESC LIMIT 1")
+                row = cursor.fetchone()
+                if (None if row is None else row["seq"]) != (None if last is None else last.seq):
+                    continue  # another checkpoint was issued meanwhile: check against it
+                if self.store.recorder.read_head(cursor)[0] < size:
+                    raise ChainBroken(f"the log shrank below {size} entries while it was checked", index=None)
+                # An ingest may have appended after the check: sign the checked head (a prefix of the log).
+                note = sign_checkpoint(Checkpoint(self.settings.origin, size, root), signer)
+                if last is not None and last.note == note:
+                    return last
+                seq = 0 if last is None else last.seq + 1
+                created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                self.store.execute(
+                    cursor,
+                    "INSERT INTO jejak_checkpoints (seq, size, root, note, key_id, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (seq, size, root, note, key_id, created),
+                )
+                return StoredCheckpoint(seq, size, root, note, key_id, created)
+        raise InconsistentCheckpoints("other checkpoints kept being issued meanwhile; try again")
+
+    def _checked_head(self, last: StoredCheckpoint | None, keyring: KeyRing) -> tuple[int, bytes]:
+        """(size, root) of the log as it stands, checked against `last` (see `issue_checkpoint`)."""
+        size, head_chain = self.store.head()
+        start, frontier, chain = 0, {}, ZERO_CHAIN
+        if last is not None:
+            try:
+                cp = verify_checkpoint(last.note, keyring.verifiers(), expected_origin=self.settings.origin)
+            except VerificationError as exc:
+                raise type(exc)(f"latest checkpoint #{last.seq}: {exc}", index=None) from None
+            if (cp.size, cp.root) != (last.size, last.root):
+                raise RootMismatch(f"latest checkpoint #{last.seq}: stored size/root differ from its signed note")
+            if cp.size > size:
+                raise RootMismatch.expected(f"log size (at least checkpoint #{last.seq}'s)", f">= {cp.size}", size,
+                                            index=size)
+            if cp.size:
+                frontier = read_required(self.store.node_reader(), frontier_keys(cp.size))
+                root = root_at(cp.size, MemoryNodeStore(frontier))
+                if root != cp.root:
+                    raise InconsistentCheckpoints.expected(
+                        f"root over the first {cp.size} entries (signed by checkpoint #{last.seq})", cp.root, root,
+                        index=cp.size - 1)
+                stored = self.store.chain_at(cp.size - 1)
+                if stored is None:
+                    raise ChainBroken(f"log entry {cp.size - 1} is missing", index=cp.size - 1)
+                chain = stored
+            start = cp.size
+        pending: list[bytes] = []
+        tree_size = start
+        expected = start
+        for index, fact_id, stored_chain, stored_leaf_hash, leaf in self.store.scan_log_from(start, size):
+            if index != expected:
+                raise ChainBroken(f"log entry {expected} is missing (next stored entry is {index})", index=expected)
+            if leaf is None:
+                raise ChainBroken(f"log entry {index} ({fact_id}): its stored event is missing", index=index)
+            chain = chain_next(chain, leaf)
+            if chain != stored_chain:
+                raise ChainBroken.expected(f"log entry {index} ({fact_id}) chain hash", chain, stored_chain, index=index)
+            hashed = leaf_hash(leaf)
+            if hashed != stored_leaf_hash:
+                raise RootMismatch.expected(f"log entry {index} ({fact_id}) leaf hash", hashed, stored_leaf_hash,
+                                            index=index)
+            pending.append(hashed)
+            expected += 1
+            if len(pending) >= 65536:
+                _, frontier = append_to_frontier(tree_size, frontier, pending, min_level=64)
+                tree_size += len(pending)
+                pending = []
+        if expected != size:
+            raise ChainBroken(f"log entry {expected} is missing (the head says {size} entries)", index=expected)
+        _, frontier = append_to_frontier(tree_size, frontier, pending, min_level=64)
+        if chain != head_chain:
+            raise ChainBroken.expected(f"head chain after {size} entries", chain, head_chain, index=max(size - 1, 0))
+        root = root_at(size, MemoryNodeStore(frontier))
+        stored_root = self.root(size)
+        if stored_root != root:
+            raise RootMismatch.expected(f"root over {size} entries from the stored tree nodes", root, stored_root,
+                                        index=max(size - 1, 0))
+        return size, root
 
     # ------------------------------------------------------------------- proofs
     @staticmethod

@@ -213,6 +213,17 @@ class Store:
                 pass
         yield from self._scan_log_joined(resume, size, batch)
 
+    def scan_log_from(self, start: int, size: int, batch: int = 10000) -> Iterator[ScanRow]:
+        """Entries [start, size), as `scan_log` gives them."""
+        if start == 0:
+            return self.scan_log(size, batch)
+        return self._scan_log_joined(start, size, batch)
+
+    def chain_at(self, index: int) -> bytes | None:
+        """The stored chain hash of log entry `index`, if the entry is there."""
+        row = self.query_one("SELECT chain FROM jejak_log WHERE idx = ?", (index,))
+        return None if row is None else blob(row["chain"])
+
     def _scan_cursors(self, cursor: Any, batch: int) -> tuple[Any, Any]:
         """Two cursors streaming rows as tuples in the transaction of ``cursor``."""
         if self.is_postgres:

@@ -476,3 +476,91 @@ def test_export_with_chain_names_the_edited_line(env: Env) -> None:
     r = env.jejak("audit", "verify-export", str(bad), "--checkpoint", str(env.checkpoint), "--key", str(env.keyfile))
     assert r.returncode == 1
     assert json.loads(r.stdout)["index"] == TAMPERED
+
+
+# ------------------------------------------------------------ jejak checkpoint
+# C2SP: a log never signs a checkpoint inconsistent with one it signed before.
+
+
+def _fresh_facts(e: Env, seed: int) -> bytes:
+    more = e.tmp / f"more-{seed}.jsonl"
+    write_files(families=2, seed=seed, out_path=more)
+    known = {json.loads(l)["id"] for l in e.facts.read_text().splitlines() if l.strip()}
+    fresh = [l for l in more.read_text().splitlines() if l.strip() and json.loads(l)["id"] not in known]
+    assert fresh
+    return ("\n".join(fresh) + "\n").encode()
+
+
+def _refused(e: Env, index: int | None) -> str:
+    before = e.query("SELECT COUNT(*) AS n FROM jejak_checkpoints")[0]["n"]
+    res = e.jejak("checkpoint")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stdout == "" and "refusing to sign" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    if index is not None:
+        assert f"first bad log index {index})" in res.stderr, res.stderr
+    assert e.query("SELECT COUNT(*) AS n FROM jejak_checkpoints")[0]["n"] == before, "nothing signed"
+    return res.stderr
+
+
+def test_checkpoint_refuses_a_log_that_contradicts_the_last_checkpoint(env: Env) -> None:
+    """A tree rewritten under the signed root (as a rewrite of an entry and of
+    every hash above it would leave it): the stored tree no longer gives the
+    signed root over the checkpoint's entries."""
+    from jejak.audit.merkle import frontier_keys
+
+    level, idx = max(k for k in frontier_keys(env.size) if k[0] >= 4)
+    assert idx << level <= TAMPERED < (idx + 1) << level
+    rows = env.query("SELECT hash FROM jejak_nodes WHERE level = ? AND idx = ?", (level, idx))
+    env.sql("UPDATE jejak_nodes SET hash = ? WHERE level = ? AND idx = ?", (bytes(32), level, idx))
+    err = _refused(env, env.size - 1)
+    assert "checkpoint #0" in err
+    env.sql("UPDATE jejak_nodes SET hash = ? WHERE level = ? AND idx = ?", (bytes(rows[0]["hash"]), level, idx))
+    again = env.jejak("checkpoint")  # the same head: the same note again
+    assert again.returncode == 0 and again.stdout == env.checkpoint.read_text()
+
+
+def test_checkpoint_recomputes_every_entry_since_the_last_one(env: Env) -> None:
+    ing = env.jejak("ingest", "-", stdin=_fresh_facts(env, 99))
+    assert ing.returncode == 0, ing.stderr[-2000:]
+    new_index = env.size + 1
+    original = _state_of(env, new_index)
+    forged = original.replace(b'"at":"', b'"at":"X', 1)
+    sql = "UPDATE stored_events SET state = ? WHERE originator_id = (SELECT originator_id FROM jejak_log WHERE idx = ?)"
+    env.sql(sql, (forged, new_index))
+    _refused(env, new_index)
+    env.sql(sql, (original, new_index))
+    ok = env.jejak("checkpoint")
+    assert ok.returncode == 0, ok.stderr
+    assert int(ok.stdout.split("\n")[1]) > env.size
+    assert env.assert_intact()["checkpoints"] == 2
+
+
+def test_checkpoint_refuses_a_changed_tree_node_of_new_entries(env: Env) -> None:
+    from jejak.audit.merkle import frontier_keys
+
+    ing = env.jejak("ingest", "-", stdin=_fresh_facts(env, 98))
+    assert ing.returncode == 0, ing.stderr[-2000:]
+    size = env.query("SELECT size FROM jejak_head")[0]["size"]
+    stored = [k for k in frontier_keys(size) if k[0] >= 4 and (k[1] + 1) << k[0] > env.size]
+    assert stored, "a stored node over new entries"
+    level, idx = stored[-1]
+    env.sql("UPDATE jejak_nodes SET hash = ? WHERE level = ? AND idx = ?", (bytes(32), level, idx))
+    _refused(env, size - 1)
+
+
+def _jejak_with_keys(e: Env, keys_dir: Path, *args: str) -> Any:
+    result = CliRunner().invoke(app, ["--store", e.store_url, *args],
+                                env={"JEJAK_KEYS_DIR": str(keys_dir), "JEJAK_STORE": None}, catch_exceptions=False)
+    result.returncode = result.exit_code
+    return result
+
+
+def test_without_the_stores_keys_nothing_is_called_tampered_or_minted(env: Env) -> None:
+    elsewhere = env.tmp / "other-keys"
+    for args in (("verify",), ("checkpoint",), ("key",)):
+        res = _jejak_with_keys(env, elsewhere, *args)
+        assert res.returncode == 2, (args, res.stdout, res.stderr)
+        assert "JEJAK_KEYS_DIR" in res.stderr or "key" in res.stderr, res.stderr
+        assert "TAMPERED" not in res.stderr and "Traceback" not in res.stderr
+    assert not (elsewhere / "checkpoint-keys.json").exists(), "no unrelated key was created"
+    env.assert_intact()
