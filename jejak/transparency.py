@@ -229,6 +229,8 @@ class Transparency:
         with self.store.reading() as cursor:
             if size is None or not 0 <= index < size:
                 size = self._check_size(size, self.store.recorder.read_head(cursor)[0])
+                if size == 0:
+                    raise ProofRequestError("the log is empty: there is no entry to prove")
                 if not 0 <= index < size:
                     raise ProofRequestError(
                         f"index must be between 0 and {size - 1} for a tree of size {size}, got {index}")
@@ -343,7 +345,9 @@ class Transparency:
         keyring = load_keyring(self.settings, create=False)
         reader = _LevelsReader(levels)
         previous: Checkpoint | None = None
-        for stored in cps:
+        for number, stored in enumerate(cps):
+            if stored.seq != number:  # numbered from 0 without gaps: a deleted one shows
+                raise InconsistentCheckpoints.expected("checkpoint number (0, 1, 2, … without gaps)", number, stored.seq)
             try:
                 cp = verify_checkpoint(stored.note, keyring.verifiers(), expected_origin=self.settings.origin)
             except VerificationError as exc:

@@ -311,3 +311,9 @@ def test_balances_past_64_bits_print_exactly(store_url: str, tmp_path: Path) -> 
     assert r.returncode == 0, r.stderr.decode()
     assert jsonl(r.stdout) == [{"kk": KK, "program": "PKH", "ordered": 2 * big, "credited": 5 * big,
                                 "picked_up": 0, "returned": 0, "outstanding": 5 * big}]
+
+
+def test_prove_on_an_empty_log_says_so(tmp_path: Path) -> None:
+    r = cli(tmp_path, "prove", "0", store=str(tmp_path / "empty.db"))
+    assert r.returncode == 2
+    assert b"the log is empty" in r.stderr and b"Traceback" not in r.stderr, r.stderr

@@ -564,3 +564,15 @@ def test_without_the_stores_keys_nothing_is_called_tampered_or_minted(env: Env) 
         assert "TAMPERED" not in res.stderr and "Traceback" not in res.stderr
     assert not (elsewhere / "checkpoint-keys.json").exists(), "no unrelated key was created"
     env.assert_intact()
+
+
+def test_a_deleted_checkpoint_between_others_is_caught(env: Env) -> None:
+    fresh = _fresh_facts(env, 97).splitlines(keepends=True)
+    for part in (fresh[: len(fresh) // 2], fresh[len(fresh) // 2:]):
+        ing = env.jejak("ingest", "-", stdin=b"".join(part))
+        assert ing.returncode == 0, ing.stderr[-2000:]
+        assert env.jejak("checkpoint").returncode == 0
+    assert env.assert_intact()["checkpoints"] == 3
+    env.sql("DELETE FROM jejak_checkpoints WHERE seq = 1")
+    out = env.assert_tampered(None)
+    assert "checkpoint number" in out["error"] and "expected 1, got 2" in out["error"], out
