@@ -164,6 +164,63 @@ def cells(state: ApiState, size: int, level: str) -> dict[tuple[Optional[str], s
     return state.cached(("cells", level), size, compute)
 
 
+#: Each level's parent: kota cells add up to the summary's program totals.
+PARENT_DIGITS = {"kota": None, "kecamatan": 4, "desa": 6}
+
+
+def hidden_cells(state: ApiState, size: int) -> dict[str, set[tuple[Optional[str], str, str]]]:
+    """The cells not to publish, per level (see :func:`suppress`)."""
+    def compute() -> dict[str, set[tuple[Optional[str], str, str]]]:
+        hidden: dict[str, set[tuple[Optional[str], str, str]]] = {}
+        parent_hidden: set = set()
+        for level in ("kota", "kecamatan", "desa"):  # parents first
+            hidden[level] = suppress(cells(state, size, level), PARENT_DIGITS[level], parent_hidden)
+            parent_hidden = hidden[level]
+        return hidden
+
+    return state.cached(("hidden",), size, compute)
+
+
+def suppress(level_cells: dict[tuple[Optional[str], str, str], Cell], parent_digits: Optional[int],
+             parent_hidden: set) -> set[tuple[Optional[str], str, str]]:
+    """Small-cell suppression that differencing cannot undo.
+
+    Primary: a cell of fewer than MIN_FAMILIES families. A published parent
+    minus its published children gives the sum of its hidden children, so the
+    hidden children of one parent must together hold at least MIN_FAMILIES
+    families: more are hidden, smallest first, until they do (secondary
+    suppression). Children of a hidden parent are all hidden. The parent of a
+    kota cell is its program's total in the summary (`parent_digits` None),
+    over every period."""
+    def parent(key: tuple[Optional[str], str, str]) -> Any:
+        region, program, period = key
+        if parent_digits is None:
+            return program
+        return (region[:parent_digits] if region else None, program, period)
+
+    groups: dict[Any, list[tuple[Optional[str], str, str]]] = defaultdict(list)
+    for key in level_cells:
+        groups[parent(key)].append(key)
+    hidden: set[tuple[Optional[str], str, str]] = set()
+    for group, keys in groups.items():
+        if group in parent_hidden:
+            hidden.update(keys)
+            continue
+        small = [k for k in keys if len(level_cells[k].families) < MIN_FAMILIES]
+        if not small:
+            continue
+        hidden.update(small)
+        families = set().union(*(level_cells[k].families for k in small))
+        rest = sorted((k for k in keys if k not in hidden),
+                      key=lambda k: (len(level_cells[k].families), k[0] or "", k[1], period_key(k[2])))
+        for key in rest:
+            if len(families) >= MIN_FAMILIES:
+                break
+            hidden.add(key)
+            families |= level_cells[key].families
+    return hidden
+
+
 def anomaly_counts(state: ApiState, size: int) -> dict[str, int]:
     counts = Counter(a["rule"] for a in raw_anomalies(state, size, None))
     return {rule: counts.get(rule, 0) for rule in RULES}

@@ -62,6 +62,9 @@ def encode_cursor(kind: str, value: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode("ascii").rstrip("=")
 
 
+MAX_CURSOR = 2**63 - 1
+
+
 def decode_cursor(text: str | None, kind: str) -> int:
     if text is None:
         return 0
@@ -69,7 +72,8 @@ def decode_cursor(text: str | None, kind: str) -> int:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
         got_kind, _, number = raw.partition(":")
         value = int(number)
-        if got_kind != kind or value < 0 or not number.isdigit():
+        # at most a 64-bit index: cursors are positions in stored lists, which the databases bind as BIGINT
+        if got_kind != kind or not 0 <= value <= MAX_CURSOR or not number.isdigit():
             raise ValueError
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "cursor is malformed or belongs to another list; use the next_cursor of the previous page",

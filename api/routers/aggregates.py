@@ -36,7 +36,8 @@ async def aggregates(
     cursor: Cursor = None,
     format: Format = None,
 ) -> AggregatesOut:
-    """Families and amounts per (region, program, period); cells of fewer than 5 families are suppressed."""
+    """Families and amounts per (region, program, period). Cells of fewer than 5 families are suppressed, and
+    enough others with them that no suppressed cell can be worked out from published totals."""
     if wants_csv(request, format):
         def render_csv() -> Response:
             page, nxt = _cells_page(f, level, program, period, region, limit, cursor)
@@ -60,6 +61,7 @@ async def aggregates(
 def _cells_page(f: Fresh, level: str, program: Optional[str], period: Optional[str], region: Optional[str],
                 limit: int, cursor: Optional[str]) -> tuple[list[AggregateCell], Optional[str]]:
     cells = analytics.cells(f.state, f.version, level)
+    hidden = analytics.hidden_cells(f.state, f.version)[level]
     keys = sorted(cells, key=lambda k: (k[0] or "~", k[1], analytics.period_key(k[2])))
     items = []
     for key in keys:
@@ -69,7 +71,7 @@ def _cells_page(f: Fresh, level: str, program: Optional[str], period: Optional[s
         if region and (reg is None or not (reg.startswith(region) or region.startswith(reg))):
             continue
         cell = cells[key]
-        if len(cell.families) < MIN:
+        if key in hidden:
             items.append(AggregateCell(level=level, region=reg, program=prog, period=per, suppressed=True,
                                        families=None, orders=None, amounts=None, anomalies=None))
         else:

@@ -77,6 +77,19 @@ def test_malformed_cursor(inspector) -> None:
         assert body["error"] in ("invalid_cursor", "invalid_request")
 
 
+def test_cursors_past_64_bits_are_refused_not_crashed(inspector, deployment) -> None:
+    import base64
+
+    order = deployment.facts_of_type("disbursement.ordered")[0]
+    for kind, path in (("s", "/v1/access-log"), ("i", f"/v1/families/{order['kk']}/trail"),
+                       ("i", f"/v1/people/{order['nik']}/trail"), ("o", "/v1/anomalies")):
+        for value in (2**63, 10**30):
+            cursor = base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
+            r = inspector.get(path, params={"reason": "audit of cursors", "cursor": cursor})
+            assert r.status_code == 400, (path, r.status_code, r.text)
+            assert r.json()["error"] == "invalid_cursor"
+
+
 def test_reason_rules(inspector) -> None:
     for reason in ("", "  ", "ab", "x" * 501):
         assert_4xx_json(inspector.get("/v1/balances", params={"reason": reason}))

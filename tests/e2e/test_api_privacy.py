@@ -113,7 +113,7 @@ def test_receipt_reveals_nothing_about_anyone(deployment: Deployment, public, in
     assert wrong.json() == unknown.json()
 
 
-def test_small_cells_are_suppressed(deployment: Deployment, public) -> None:
+def _families_per_cell(deployment: Deployment, digits: int) -> dict[tuple, set]:
     region_of: dict[str, str] = {}
     for f in deployment.facts:
         if f["type"] == "eligibility.decided":
@@ -121,7 +121,12 @@ def test_small_cells_are_suppressed(deployment: Deployment, public) -> None:
     families: dict[tuple, set] = defaultdict(set)
     for f in deployment.facts:
         if f["type"] == "disbursement.ordered":
-            families[(region_of.get(f["kk"], "")[:10] or None, f["program"], f["period"])].add(f["kk"])
+            families[(region_of.get(f["kk"], "")[:digits] or None, f["program"], f["period"])].add(f["kk"])
+    return families
+
+
+def test_small_cells_are_suppressed(deployment: Deployment, public) -> None:
+    families = _families_per_cell(deployment, 10)
     cells = public.get("/public/v1/aggregates", params={"level": "desa", "limit": 1000}).json()
     assert cells["min_families"] == 5
     suppressed = [c for c in cells["items"] if c["suppressed"]]
@@ -129,12 +134,49 @@ def test_small_cells_are_suppressed(deployment: Deployment, public) -> None:
     assert suppressed, "a desa of this data set must have a small cell"
     for c in suppressed:
         assert c["families"] is None and c["orders"] is None and c["amounts"] is None and c["anomalies"] is None
-        assert len(families[(c["region"], c["program"], c["period"])]) < 5
     for c in shown:
         assert c["families"] == len(families[(c["region"], c["program"], c["period"])]) >= 5
+    assert {(c["region"], c["program"], c["period"]) for c in suppressed} >= {
+        k for k, fams in families.items() if len(fams) < 5}
     # at kecamatan level most cells are large enough to show
     kec = public.get("/public/v1/aggregates", params={"level": "kecamatan", "limit": 1000}).json()["items"]
     assert any(not c["suppressed"] and c["families"] >= 5 for c in kec)
+
+
+def test_suppressed_cells_cannot_be_worked_out_by_subtraction(deployment: Deployment, public) -> None:
+    """A published total minus its published parts is the sum of its hidden
+    parts: those must hold 5 families or more together, under every published
+    parent (the summary's program totals over kota cells, kota over kecamatan,
+    kecamatan over desa), and nothing under a hidden parent is published."""
+    levels = {"kota": 4, "kecamatan": 6, "desa": 10}
+    published = {level: {(c["region"], c["program"], c["period"]): c for c in public.get(
+        "/public/v1/aggregates", params={"level": level, "limit": 1000}).json()["items"]} for level in levels}
+    summary = {p["program"]: p for p in public.get("/public/v1/summary").json()["programs"]}
+    checked = 0
+    for level, parent_level in (("kota", None), ("kecamatan", "kota"), ("desa", "kecamatan")):
+        families = _families_per_cell(deployment, levels[level])
+        groups: dict[tuple, list] = defaultdict(list)
+        for key, cell in published[level].items():
+            region, program, period = key
+            parent = (program,) if parent_level is None else (
+                region[:levels[parent_level]] if region else None, program, period)
+            groups[parent].append((key, cell))
+        for parent, children in groups.items():
+            parent_shown = (not summary[parent[0]]["suppressed"]) if parent_level is None else (
+                not published[parent_level][parent]["suppressed"])
+            hidden = [key for key, cell in children if cell["suppressed"]]
+            if not parent_shown:
+                assert len(hidden) == len(children), (level, parent)
+                continue
+            if hidden:
+                checked += 1
+                together = set().union(*(families[key] for key in hidden))
+                assert len(together) >= 5, (level, parent, hidden)
+                # and the published parts add up with the hidden ones to the parent
+                shown_orders = sum(cell["orders"] for _, cell in children if not cell["suppressed"])
+                total = summary[parent[0]]["orders"] if parent_level is None else published[parent_level][parent]["orders"]
+                assert total - shown_orders > 0
+    assert checked, "this data set must have a published total with hidden parts"
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
