@@ -226,7 +226,8 @@ def require(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
-DIGITS16 = re.compile(r"[0-9]{16}")
+#: 16 digits, of any script, even split by spaces or punctuation: what a NIK or KK looks like when typed.
+DIGITS16 = re.compile(r"\d(?:[\s\-./_,:;]*\d){15}")
 
 INSPECTOR = ("inspector",)
 ANY_ROLE = ("inspector", "reconciler")

@@ -131,8 +131,18 @@ def test_missing_reason_is_422_and_not_recorded(inspector: httpx.Client, deploym
     r = inspector.get(f"/v1/families/{kk}/trail", params={"reason": f"family {kk}"})
     assert_error(r, 422, "invalid_request")
     assert kk not in r.text
+    # nor typed with separators, split, or in other digits
+    arabic = kk.translate(str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"))
+    fullwidth = kk.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    for typed in (f"{kk[:4]} {kk[4:8]} {kk[8:12]} {kk[12:]}", f"{kk[:6]}-{kk[6:]}", f"Ahmad, {kk[:15]} {kk[15]}",
+                  f"{kk[:4]}.{kk[4:10]}/{kk[10:]}", arabic, fullwidth):
+        assert_error(inspector.get(f"/v1/families/{kk}/trail", params={"reason": f"kasus {typed}"}), 422,
+                     "invalid_request")
     after = inspector.get("/v1/access-log", params={"limit": 1000}).json()
     assert len(after["items"]) == len(before["items"])
+    # a case number and a date are fine
+    ok = inspector.get(f"/v1/families/{kk}/trail", params={"reason": "kasus 2024/031/0005 tanggal 2024-03-05"})
+    assert ok.status_code == 200, ok.text
 
 
 @pytest.mark.parametrize("workers", [1, 2])
