@@ -5,13 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from jejak.api.common import FACT_ID_PATTERN, V1_ERRORS, Reason, decode, entries_at, json_bytes_response
-from jejak.api.deps import ANY_ROLE, Fresh, audit_access, fresh, require
+from jejak.api.deps import ANY_ROLE, INSPECTOR, Fresh, audit_access, fresh, require
 from jejak.api.errors import ApiError
 from jejak.api.schemas import FactEntry
 from jejak.api.tokens import Principal
 from jejak.api.trails import entry_dicts
 
 router = APIRouter(prefix="/v1/facts", tags=["inspector: facts"])
+
+PAYMENT_TYPES = frozenset({"disbursement.ordered", "disbursement.settled", "pickup.recorded", "funds.returned"})
 
 
 @router.get("/{fact_id:path}", response_model=FactEntry, responses=V1_ERRORS)
@@ -30,6 +32,10 @@ def fact(
     if idx not in found:
         raise ApiError(404, "no fact with this id")
     protected = decode(found[idx][2])
+    if who.role not in INSPECTOR and protected.get("type") not in PAYMENT_TYPES:
+        # eligibility, deaths, civil-servant records: the inspectors' (a bank reconciles payments)
+        raise ApiError(403, "this role may read payment facts only (orders, settlements, pickups, returns)",
+                       "forbidden")
     subject = protected.get("kk") or protected.get("nik")
     audit_access(request, f.state, who, subject if isinstance(subject, str) else None, reason)
     entry = entry_dicts(f.state, [(idx, *found[idx])], with_proof=True, checkpoint=f.checkpoint())[0]

@@ -50,6 +50,17 @@ def test_reconciler_may_not_read_trails_or_access_log(reconciler: httpx.Client, 
     assert_error(reconciler.get(path), 403, "forbidden")
 
 
+def test_reconciler_reads_payment_facts_only(reconciler: httpx.Client, deployment: Deployment) -> None:
+    reason = {"reason": "monthly reconciliation"}
+    order = deployment.facts_of_type("disbursement.ordered")[0]
+    assert reconciler.get(f"/v1/facts/{order['id']}", params=reason).status_code == 200
+    for ftype in ("eligibility.decided", "death.recorded", "asn.registered"):
+        fact = deployment.facts_of_type(ftype)[0]
+        r = reconciler.get(f"/v1/facts/{fact['id']}", params=reason)
+        assert_error(r, 403, "forbidden")
+        assert fact.get("nik", "-") not in r.text
+
+
 def test_roles_that_may(reconciler: httpx.Client, inspector: httpx.Client) -> None:
     assert reconciler.get("/v1/balances", params={"reason": "monthly reconciliation", "limit": 3}).status_code == 200
     assert reconciler.get("/v1/anomalies", params={"reason": "monthly reconciliation", "limit": 3}).status_code == 200
