@@ -46,7 +46,7 @@ class PublicReadOnly:
         path: str = scope["path"]
         if path.startswith("/public") and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             response = error_response(405, "method_not_allowed", "the public API is read-only",
-                                      headers={"Allow": "GET, HEAD"})
+                                      headers={"Allow": "GET"})
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
             await response(scope, receive, send)
             return
