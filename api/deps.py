@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Sequence
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -233,14 +233,21 @@ INSPECTOR = ("inspector",)
 ANY_ROLE = ("inspector", "reconciler")
 
 
-def audit_access(request: Request, state: ApiState, principal: Principal, subject_token: str | None, reason: str) -> None:
-    """Record who looked at whom and why (the route template, never the URL)."""
+def audit_access(request: Request, state: ApiState, principal: Principal,
+                 subject_tokens: str | None | Sequence[str | None], reason: str) -> None:
+    """Record who looked at whom and why (the route template, never the URL):
+    one access per person or family the answer names, so that asking "who
+    looked at this NIK" finds a read that also named the family."""
     route = request.scope.get("route")
     path = re.sub(r":\w+\}", "}", getattr(route, "path", None) or "?")
     reason = reason.strip()
     if DIGITS16.search(reason):
         raise ApiError(422, "query parameter 'reason': must not contain a NIK or KK (16 digits); "
                             "refer to the case by its file number", "invalid_request")
-    state.access_log.record(
-        token_name=principal.name, role=principal.role, subject_token=subject_token, reason=reason, path=path,
-    )
+    if subject_tokens is None or isinstance(subject_tokens, str):
+        subject_tokens = [subject_tokens]
+    subjects = list(dict.fromkeys(t for t in subject_tokens if t)) or [None]
+    for subject in subjects:
+        state.access_log.record(
+            token_name=principal.name, role=principal.role, subject_token=subject, reason=reason, path=path,
+        )

@@ -46,8 +46,7 @@ def anomalies(
         wanted.add(tokenizer.token("kk", kk))
     if nik:
         wanted.add(tokenizer.token("nik", nik))
-    subject = tokenizer.token("kk", kk) if kk else (tokenizer.token("nik", nik) if nik else None)
-    audit_access(request, state, who, subject, reason)
+    audit_access(request, state, who, sorted(wanted), reason)
     view = analytics.fact_view(state, f.version)
     rows = []
     for a in analytics.raw_anomalies(state, f.version, as_of):

@@ -36,7 +36,7 @@ def fact(
         # eligibility, deaths, civil-servant records: the inspectors' (a bank reconciles payments)
         raise ApiError(403, "this role may read payment facts only (orders, settlements, pickups, returns)",
                        "forbidden")
-    subject = protected.get("kk") or protected.get("nik")
-    audit_access(request, f.state, who, subject if isinstance(subject, str) else None, reason)
+    subjects = [protected.get(name) for name in ("kk", "nik")]
+    audit_access(request, f.state, who, [s for s in subjects if isinstance(s, str)], reason)
     entry = entry_dicts(f.state, [(idx, *found[idx])], with_proof=True, checkpoint=f.checkpoint())[0]
     return json_bytes_response(entry)  # type: ignore[return-value]

@@ -131,6 +131,34 @@ def test_access_is_recorded_with_tokens_not_clear_values(deployment: Deployment,
     assert row["seq"] in {x["seq"] for x in by_subject}
 
 
+def _access_rows(inspector: httpx.Client, **params: str) -> list[dict]:
+    rows, cursor = [], None
+    while True:
+        r = inspector.get("/v1/access-log", params={"limit": 1000, **params, **({"cursor": cursor} if cursor else {})})
+        rows += r.json()["items"]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            return rows
+
+
+def test_who_looked_at_a_person_finds_every_read_that_named_them(deployment: Deployment,
+                                                                  inspector: httpx.Client) -> None:
+    order = deployment.facts_of_type("disbursement.ordered")[3]
+    tag = f"({deployment.backend}, case 2024/3)"
+    for path, reason in ((f"/v1/people/{order['nik']}/trail", f"person {tag}"),
+                         (f"/v1/families/{order['kk']}/trail", f"family {tag}")):
+        assert inspector.get(path, params={"reason": reason}).status_code == 200
+    token = {row["reason"]: row["subject_token"] for row in _access_rows(inspector) if row["reason"].endswith(tag)}
+    nik_token, kk_token = token[f"person {tag}"], token[f"family {tag}"]
+    assert nik_token != kk_token
+    assert inspector.get(f"/v1/facts/{order['id']}", params={"reason": f"fact {tag}"}).status_code == 200
+    assert inspector.get("/v1/anomalies", params={"reason": f"anomalies {tag}", "nik": order["nik"],
+                                                  "kk": order["kk"]}).status_code == 200
+    for subject, own in ((nik_token, f"person {tag}"), (kk_token, f"family {tag}")):
+        reasons = {row["reason"] for row in _access_rows(inspector, subject_token=subject)}
+        assert {own, f"fact {tag}", f"anomalies {tag}"} <= reasons, (subject, reasons)
+
+
 def test_missing_reason_is_422_and_not_recorded(inspector: httpx.Client, deployment: Deployment) -> None:
     kk = next(f["kk"] for f in deployment.facts if f["type"] == "disbursement.ordered")
     before = inspector.get("/v1/access-log", params={"limit": 1000}).json()
