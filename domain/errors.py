@@ -6,6 +6,8 @@ on the `jejak.rejects` topic), so they never change meaning once released.
 
 from __future__ import annotations
 
+import re
+
 
 class DomainError(Exception):
     """Base of every error the domain raises."""
@@ -21,10 +23,21 @@ class DomainError(Exception):
         return f"{self.code}: {self.message}"
 
 
+#: A run of exactly 16 digits: what a NIK or KK looks like, whichever field it was sent in.
+_SIXTEEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{16}(?![0-9])")
+
+
 class FactRejected(DomainError):
-    """The input is not a valid SPEC fact; nothing was recorded."""
+    """The input is not a valid SPEC fact; nothing was recorded.
+
+    Rejection messages go to operators' terminals and logs: any 16-digit run
+    in one is masked like a NIK (`1275********0001`), whichever field it was in."""
 
     code = "fact_rejected"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(_SIXTEEN_DIGITS.sub(lambda m: m.group()[:4] + "*" * 8 + m.group()[-4:], message),
+                         field=field)
 
 
 class InvalidJSON(FactRejected):

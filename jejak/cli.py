@@ -136,14 +136,16 @@ def ingest(
         total = None
     else:
         path = Path(file)
-        if not path.is_file():
-            why = "it is a directory" if path.is_dir() else "no such file" if not path.exists() else "not a regular file"
-            fail(f"cannot read {file}: {why}", EXIT_USAGE)
+        if not file or path.is_dir():
+            fail(f"cannot read {file}: it is a directory" if file else "no file given (use - for standard input)",
+                 EXIT_USAGE)
+        if not path.exists():
+            fail(f"cannot read {file}: no such file", EXIT_USAGE)
         try:
-            source = path.open("rb")
+            source = path.open("rb")  # a regular file, or a pipe such as /dev/stdin or <(zcat f.gz)
         except OSError as exc:
             fail(f"cannot read {file}: {exc.strerror}", EXIT_USAGE)
-        total = _count_lines(path) if sys.stderr.isatty() else None
+        total = _count_lines(path) if sys.stderr.isatty() and path.is_file() else None
 
     def report(rejection: Any) -> None:
         sys.stderr.write(orjson.dumps(rejection.to_dict()).decode() + "\n")

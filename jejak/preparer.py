@@ -10,6 +10,7 @@ preparation and the write (mostly waiting on the database) overlap.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import queue
 import signal
@@ -203,7 +204,12 @@ def _worker_main() -> None:
             result: Any = ("ok", preparer.prepare(items))
         except Exception as exc:  # sent back and raised in the parent
             result = ("error", exc)
-        _write_frame(out, result)
+        try:
+            _write_frame(out, result)
+        except (BrokenPipeError, OSError):  # the parent is gone (killed): nothing to tell anyone
+            # (and nothing for the interpreter's final flush to complain about either)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+            return
 
 
 class WorkerFailed(RuntimeError):

@@ -317,3 +317,26 @@ def test_prove_on_an_empty_log_says_so(tmp_path: Path) -> None:
     r = cli(tmp_path, "prove", "0", store=str(tmp_path / "empty.db"))
     assert r.returncode == 2
     assert b"the log is empty" in r.stderr and b"Traceback" not in r.stderr, r.stderr
+
+
+def test_ingest_reads_a_pipe_given_as_a_file(tmp_path: Path) -> None:
+    """`jejak ingest <(zcat f.gz)` or `… | jejak ingest /dev/stdin`: a pipe, not a regular file."""
+    store = str(tmp_path / "s.db")
+    env = dict(os.environ, JEJAK_KEYS_DIR=str(tmp_path / "keys"))
+    env.pop("JEJAK_STORE", None)
+    r = subprocess.run([*JEJAK, "--store", store, "ingest", "/dev/stdin"], cwd=tmp_path, env=env,
+                       input=lines(fact("o-1"), fact("o-2")), capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(r.stdout) == {"accepted": 2, "duplicates": 0, "rejected": 0}
+
+
+def test_a_nik_sent_in_the_wrong_field_is_masked_in_the_rejection(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    sent = "3174055012900001"
+    f = tmp_path / "f.jsonl"
+    f.write_bytes(lines(fact("o-1", channel=sent), fact("o-2", amount=-int(sent)), fact("o-3", period=sent)))
+    r = cli(tmp_path, "ingest", str(f), store=store)
+    assert r.returncode == 3
+    errors = jsonl(r.stderr)
+    assert len(errors) == 3
+    assert sent.encode() not in r.stderr and b"3174********0001" in r.stderr, r.stderr
