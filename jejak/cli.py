@@ -327,7 +327,7 @@ def key(
     store: Optional[str] = StoreOption,
 ) -> None:
     """Print the checkpoint verifier key (C2SP signed-note verifier key)."""
-    from jejak.transparency import keyring_path, load_keyring
+    from jejak.transparency import keyring_elsewhere, keyring_path, load_keyring
 
     settings = settings_for(store)
     if rotate:
@@ -345,8 +345,7 @@ def key(
     except FileNotFoundError:
         signed_by = _latest_checkpoint_key(settings)
         if signed_by is not None:
-            fail(f"no checkpoint key ring at {keyring_path(settings)}, but this store's checkpoints are signed by "
-                 f"key {signed_by}: set JEJAK_KEYS_DIR to the keys this store was created with", EXIT_USAGE)
+            fail(str(keyring_elsewhere(settings, signed_by)), EXIT_USAGE)
         try:
             ring = load_keyring(settings)  # the dev profile creates one
         except FileNotFoundError as exc:

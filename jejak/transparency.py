@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from jejak.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from jejak.audit.errors import (
@@ -80,6 +80,13 @@ def load_keyring(settings: Settings, *, create: bool = True) -> KeyRing:
     return KeyRing.load_or_create(path, settings.key_name)
 
 
+def keyring_elsewhere(settings: Settings, key_id: str) -> FileNotFoundError:
+    """The error for a store whose checkpoints were signed by a key ring not at the configured place."""
+    return FileNotFoundError(
+        f"no checkpoint key ring at {keyring_path(settings)}, but this store's checkpoints are "
+        f"signed by key {key_id}: set JEJAK_KEYS_DIR to the keys this store was created with")
+
+
 class Transparency:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
@@ -102,10 +109,7 @@ class Transparency:
         except FileNotFoundError:
             if last is None:
                 raise
-            raise FileNotFoundError(
-                f"no checkpoint key ring at {keyring_path(self.settings)}, but this store's checkpoints are "
-                f"signed by key {last.key_id}: set JEJAK_KEYS_DIR to the keys this store was created with"
-            ) from None
+            raise keyring_elsewhere(self.settings, last.key_id) from None
 
     def root(self, size: int) -> bytes:
         return root_at(size, self.store.node_reader())
@@ -176,27 +180,12 @@ class Transparency:
             start = cp.size
         pending: list[bytes] = []
         tree_size = start
-        expected = start
-        for index, fact_id, stored_chain, stored_leaf_hash, leaf in self.store.scan_log_from(start, size):
-            if index != expected:
-                raise ChainBroken(f"log entry {expected} is missing (next stored entry is {index})", index=expected)
-            if leaf is None:
-                raise ChainBroken(f"log entry {index} ({fact_id}): its stored event is missing", index=index)
-            chain = chain_next(chain, leaf)
-            if chain != stored_chain:
-                raise ChainBroken.expected(f"log entry {index} ({fact_id}) chain hash", chain, stored_chain, index=index)
-            hashed = leaf_hash(leaf)
-            if hashed != stored_leaf_hash:
-                raise RootMismatch.expected(f"log entry {index} ({fact_id}) leaf hash", hashed, stored_leaf_hash,
-                                            index=index)
+        for hashed, chain in self._checked_entries(start, size, chain):
             pending.append(hashed)
-            expected += 1
             if len(pending) >= 65536:
                 _, frontier = append_to_frontier(tree_size, frontier, pending, min_level=64)
                 tree_size += len(pending)
                 pending = []
-        if expected != size:
-            raise ChainBroken(f"log entry {expected} is missing (the head says {size} entries)", index=expected)
         _, frontier = append_to_frontier(tree_size, frontier, pending, min_level=64)
         if chain != head_chain:
             raise ChainBroken.expected(f"head chain after {size} entries", chain, head_chain, index=max(size - 1, 0))
@@ -278,11 +267,14 @@ class Transparency:
         checked = self._verify_checkpoints(levels, size)
         return {"intact": True, "size": size, "checkpoints": checked}
 
-    def _verify_chain(self, size: int, head_chain: bytes, progress: Callable[[int], None] | None) -> list[bytearray]:
-        chain = ZERO_CHAIN
-        leaf_hashes = bytearray()
-        expected = 0
-        for index, fact_id, stored_chain, stored_leaf_hash, leaf in self.store.scan_log(size):
+    def _checked_entries(self, start: int, size: int, chain: bytes,
+                         progress: Callable[[int], None] | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Log entries [start, size) recomputed from their stored events, `chain`
+        being the chain hash before `start`: (leaf hash, chain hash) of each, once
+        its chain link and stored leaf hash check out. Raises at the first entry
+        that is missing or does not match."""
+        expected = start
+        for index, fact_id, stored_chain, stored_leaf_hash, leaf in self.store.scan_log_from(start, size):
             if index != expected:
                 raise ChainBroken(f"log entry {expected} is missing (next stored entry is {index})", index=expected)
             if leaf is None:
@@ -293,12 +285,18 @@ class Transparency:
             hashed = leaf_hash(leaf)
             if hashed != stored_leaf_hash:  # the tree's level 0, kept in the log row
                 raise RootMismatch.expected(f"Merkle node (level 0, index {index})", hashed, stored_leaf_hash, index=index)
-            leaf_hashes += hashed
+            yield hashed, chain
             expected += 1
             if progress and expected % 10000 == 0:
                 progress(10000)
         if expected != size:
             raise ChainBroken(f"log entry {expected} is missing (head says size {size})", index=expected)
+
+    def _verify_chain(self, size: int, head_chain: bytes, progress: Callable[[int], None] | None) -> list[bytearray]:
+        chain = ZERO_CHAIN
+        leaf_hashes = bytearray()
+        for hashed, chain in self._checked_entries(0, size, ZERO_CHAIN, progress):
+            leaf_hashes += hashed
         if size and chain != head_chain:
             raise ChainBroken.expected("log head chain hash", chain, head_chain, index=size - 1)
         extra = self.store.count_events() - size
