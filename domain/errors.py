@@ -27,6 +27,11 @@ class DomainError(Exception):
 _SIXTEEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{16}(?![0-9])")
 
 
+def mask_sixteen_digit_runs(text: str) -> str:
+    """Every standalone run of 16 digits masked like a NIK (`1275********0001`)."""
+    return _SIXTEEN_DIGITS.sub(lambda m: m.group()[:4] + "*" * 8 + m.group()[-4:], text)
+
+
 class FactRejected(DomainError):
     """The input is not a valid SPEC fact; nothing was recorded.
 
@@ -36,12 +41,17 @@ class FactRejected(DomainError):
     code = "fact_rejected"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(_SIXTEEN_DIGITS.sub(lambda m: m.group()[:4] + "*" * 8 + m.group()[-4:], message),
-                         field=field)
+        super().__init__(mask_sixteen_digit_runs(message), field=field)
 
 
 class InvalidJSON(FactRejected):
     code = "invalid_json"
+
+
+class LineTooLong(FactRejected):
+    """A line longer than the configured limit (`JEJAK_MAX_LINE_BYTES`); it is skipped unread."""
+
+    code = "line_too_long"
 
 
 class NotAnObject(FactRejected):
@@ -90,6 +100,7 @@ ALL_REJECTION_CODES = tuple(
     cls.code
     for cls in (
         InvalidJSON,
+        LineTooLong,
         NotAnObject,
         MissingField,
         WrongType,

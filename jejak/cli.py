@@ -40,8 +40,19 @@ def main_callback(store: Optional[str] = StoreOption) -> None:
 
 
 def settings_for(store: str | None) -> Settings:
+    from pydantic import ValidationError
+
     chosen = store or _global["store"]
-    return Settings(store=chosen) if chosen else Settings()
+    try:
+        return Settings(store=chosen) if chosen else Settings()
+    except ValidationError as exc:
+        secret = {name for name, info in Settings.model_fields.items() if not info.repr}  # never echoed
+        problems = "; ".join(
+            f"JEJAK_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            + ("" if error["loc"] and error["loc"][0] in secret else f" (got {error['input']!r})")
+            for error in exc.errors())
+        fail(f"bad configuration: {problems}", EXIT_USAGE)
+        raise  # not reached: fail() exits
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -129,6 +140,7 @@ def ingest(
     store: Optional[str] = StoreOption,
 ) -> None:
     """Record facts; print a JSON summary; rejections go to stderr as JSON lines."""
+    from jejak.ledger import UnusableInput, bounded_lines
     from jejak.projections.runner import Projector
 
     if file == "-":
@@ -153,7 +165,14 @@ def ingest(
     with open_ledger(store) as ledger:
         with progress_bar("ingest", total) as advance:
             try:
-                summary = ledger.ingest_lines(source, on_rejection=report, on_progress=advance)
+                summary = ledger.ingest_lines(bounded_lines(source, ledger.settings.max_line_bytes),
+                                             on_rejection=report, on_progress=advance)
+            except UnusableInput as exc:
+                fail(str(exc), EXIT_USAGE)
+            except _store_failures() as exc:
+                fail(f"recording stopped, the store failed: {_first_line(exc)}. Every batch committed before "
+                     "stays recorded and none is half-written: re-run the same command to record the rest "
+                     "(facts already recorded count as duplicates)", 1)
             finally:
                 if source is not sys.stdin.buffer:
                     source.close()
@@ -164,6 +183,23 @@ def ingest(
     sys.stderr.flush()
     typer.echo(json.dumps(summary.to_dict()))
     raise typer.Exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
+
+
+def _store_failures() -> tuple[type[BaseException], ...]:
+    """What a lost or failing database raises (the library's, the drivers')."""
+    import sqlite3
+
+    import psycopg
+    from eventsourcing.persistence import PersistenceError
+
+    return PersistenceError, psycopg.Error, sqlite3.Error
+
+
+def _first_line(exc: BaseException) -> str:
+    from jejak.domain.errors import mask_sixteen_digit_runs
+
+    text = str(exc).strip().splitlines()
+    return mask_sixteen_digit_runs(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
 
 
 # -------------------------------------------------------------------- reports

@@ -19,10 +19,10 @@ import orjson
 from jejak.domain.errors import Conflict
 from jejak.domain.facts import KNOWN_FIELDS, Fact, check_fact
 from jejak.domain.nik import mask_nik
-from jejak.preparer import FactPreparer, Prepared, PreparedBatch, PreparerPool, parse_json_line
+from jejak.preparer import FactPreparer, OversizedLine, Prepared, PreparedBatch, PreparerPool, parse_json_line
 from jejak.secrets import load_master_secrets
 from jejak.settings import Settings
-from jejak.store.datastore import Store
+from jejak.store.datastore import Store, check_store_location
 from jejak.store.leaf import decode_leaf
 from jejak.store.mapper import LeafMapper, new_fact_event
 from jejak.store.recorders import ACCEPTED, CONFLICT, DUPLICATE, FactRows, LogTail, PreparedFact
@@ -41,6 +41,10 @@ class InternalFact:
 
 class LedgerError(RuntimeError):
     pass
+
+
+class UnusableInput(LedgerError):
+    """The input as a whole is not JSON lines (compressed, UTF-16); nothing was read from it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,8 @@ class Ledger:
     @classmethod
     def open(cls, settings: Settings | None = None) -> "Ledger":
         settings = settings or Settings()
-        secrets = load_master_secrets(settings)
+        check_store_location(settings.store)  # a mistyped store path is told, not created with its keys
+        secrets = load_master_secrets(settings)  # before the store: nothing is created without the keys
         store = Store.open(settings.store)
         tokenizer, sealer = Tokenizer(secrets.pseudonym_key), Sealer(secrets.kek)
         for key, value in (("pseudonym_key", tokenizer.fingerprint()), ("kek", sealer.fingerprint())):
@@ -439,13 +444,30 @@ class Ledger:
             yield line
 
 
+def bounded_lines(stream: Any, limit: int) -> Iterator[bytes]:
+    """The lines of a binary stream, none held whole if longer than `limit`
+    bytes (newline excluded): such a line comes as an `OversizedLine`."""
+    readline = stream.readline
+    while line := readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        length = len(line)
+        while line and not line.endswith(b"\n"):  # skip the rest of it, a chunk at a time
+            line = readline(1 << 16)
+            length += len(line)
+        yield OversizedLine.of(length - line.endswith(b"\n"), limit)
+
+
 def _batches(lines: Iterable[bytes], size: int) -> Iterator[tuple[list[int], list[bytes]]]:
     """(line numbers, lines) in batches of `size`; 1-based numbers, blank lines skipped."""
     numbers: list[int] = []
     batch: list[bytes] = []
     for number, raw in enumerate(lines, start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]  # a UTF-8 byte order mark is not part of the first fact
+        if number == 1:
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark is not part of the first fact
+            check_not_a_container(raw)
         if not raw or raw.isspace():  # blank (bytes.strip() would copy every line to tell)
             continue
         batch.append(raw)
@@ -455,6 +477,30 @@ def _batches(lines: Iterable[bytes], size: int) -> Iterator[tuple[list[int], lis
             numbers, batch = [], []
     if batch:
         yield numbers, batch
+
+
+#: First bytes of inputs that are not JSON lines at all, and what to do instead.
+_NOT_JSON_LINES = (
+    (b"\x1f\x8b", "gzip-compressed: decompress it first, e.g. `zcat FILE | jejak ingest -`"),
+    *((b"BZh" + bytes([d]), "bzip2-compressed: decompress it first, e.g. `bzcat FILE | jejak ingest -`")
+      for d in b"123456789"),
+    (b"\xfd7zXZ\x00", "xz-compressed: decompress it first, e.g. `xzcat FILE | jejak ingest -`"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first, e.g. `zstdcat FILE | jejak ingest -`"),
+    (b"PK\x03\x04", "a zip archive: extract the JSON lines file from it first"),
+    (b"\xff\xfe", "UTF-16 or UTF-32 text: convert it to UTF-8 first, e.g. `iconv -f UTF-16 -t UTF-8`"),
+    (b"\xfe\xff", "UTF-16 text: convert it to UTF-8 first, e.g. `iconv -f UTF-16 -t UTF-8`"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text: convert it to UTF-8 first, e.g. `iconv -f UTF-32 -t UTF-8`"),
+    (b"{\x00", "UTF-16 text: convert it to UTF-8 first, e.g. `iconv -f UTF-16LE -t UTF-8`"),
+    (b"\x00{", "UTF-16 text: convert it to UTF-8 first, e.g. `iconv -f UTF-16BE -t UTF-8`"),
+)
+
+
+def check_not_a_container(first_line: bytes) -> None:
+    """Refuse, before reading on, an input whose first bytes say it is not JSON
+    lines (SPEC §2: exit 2, unusable input); one bad fact line stays a rejection."""
+    for magic, what in _NOT_JSON_LINES:
+        if first_line.startswith(magic):
+            raise UnusableInput(f"the input is {what}; nothing was recorded")
 
 
 def utc_now() -> datetime:

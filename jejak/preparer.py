@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Callable, Sequence
 
 import orjson
 
-from jejak.domain.errors import FactRejected, InvalidJSON
+from jejak.domain.errors import FactRejected, InvalidJSON, LineTooLong
 from jejak.domain.events import fact_originator_hex
 from jejak.domain.facts import KNOWN_FIELDS, PERSONAL_FIELDS, Fact, check_fact, readable_id
 from jejak.domain.nik import nik_is_possible
@@ -35,11 +35,36 @@ from jejak.store.vault import Sealer, Tokenizer
 log = logging.getLogger(__name__)
 
 
+class OversizedLine(bytes):
+    """Stands in for a line too long to read ("<length> <limit>"), so that its
+    rejection keeps its place among the batch's other outcomes."""
+
+    @classmethod
+    def of(cls, length: int, limit: int) -> "OversizedLine":
+        return cls(f"{length} {limit}".encode())
+
+
 def parse_json_line(raw: bytes | str) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if type(raw) is OversizedLine:
+            length, limit = raw.split()
+            raise LineTooLong(f"line is {int(length):,} bytes, more than the {int(limit):,} a fact may have "
+                              f"(JEJAK_MAX_LINE_BYTES); it was skipped unread") from None
         raise InvalidJSON(f"line is not valid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def _lenient_parse(raw: Any) -> Any:
+    """What Python's own JSON parser makes of a line orjson refused (a number
+    beyond a double such as 1e400, NaN, a lone surrogate), or None. Only ever
+    used to name the refused line's fact id."""
+    import json
+
+    try:
+        return json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +152,8 @@ class FactPreparer:
                 fact = check_fact(obj)
                 protected, derived, subjects = self._protected(fact)
             except FactRejected as exc:
+                if obj is None and isinstance(exc, InvalidJSON):
+                    obj = _lenient_parse(item)  # the id of a line orjson refuses may still be readable
                 batch.rejected.append(Rejected(slot, readable_id(obj), exc.code, exc.message))
                 continue
             # what `protect` gives, without building its stored event (the ingest hot path)

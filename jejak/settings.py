@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     companion_families: int = 5
     unclaimed_days: int = 90
 
+    #: A line longer than this (bytes, newline excluded) is rejected as
+    #: `line_too_long` without being held in memory whole.
+    max_line_bytes: int = Field(default=1 << 20, ge=1024)
+
     # Ingest batching: facts per transaction.
     batch_size: int = 5000
     #: Processes that parse, validate and protect ingest batches while this one

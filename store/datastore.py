@@ -18,6 +18,33 @@ class StoreError(RuntimeError):
     pass
 
 
+def check_store_location(store: str) -> StoreURL:
+    """The parsed store URL, if an SQLite store's directory exists (nothing is created here)."""
+    url = parse_store_url(store)
+    if url.kind == "sqlite" and url.path != ":memory:":
+        parent = Path(url.path).resolve().parent
+        if not parent.is_dir():
+            raise StoreError(f"cannot open store {url.path}: directory {parent} does not exist")
+    return url
+
+
+def _probe_postgres(url: StoreURL) -> None:
+    """Connect once, so that a wrong host, port, user or database is told at
+    once in the server's words (the library's pool would only time out)."""
+    import psycopg
+
+    try:
+        psycopg.connect(
+            dbname=url.dbname, host=url.host, port=url.port, user=url.user, password=url.password or None,
+            connect_timeout=10,
+        ).close()
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        fix = (f"create it first, e.g. `createdb {url.dbname}`" if f'database "{url.dbname}" does not exist' in reason
+               else "check --store / JEJAK_STORE and that PostgreSQL is running there")
+        raise StoreError(f"cannot open store {url.describe()}: {reason} ({fix})") from None
+
+
 class Store:
     """One event store (SQLite file or PostgreSQL database) and its log tables."""
 
@@ -32,15 +59,12 @@ class Store:
 
     @classmethod
     def open(cls, store: str, *, create: bool = True) -> "Store":
-        url = parse_store_url(store)
+        url = check_store_location(store)
         if url.kind == "sqlite":
-            if url.path != ":memory:":
-                parent = Path(url.path).resolve().parent
-                if not parent.is_dir():
-                    raise StoreError(f"cannot open store {url.path}: directory {parent} does not exist")
             datastore: Any = SQLiteDatastore(url.path, lock_timeout=30)
             recorder: LogAppender = ChainedSQLiteRecorder(datastore)
         else:
+            _probe_postgres(url)
             datastore = PostgresDatastore(
                 url.dbname, url.host, url.port, url.user, url.password,
                 pool_size=2, max_overflow=4, connect_timeout=10,
@@ -269,8 +293,8 @@ class Store:
         return StoreNodeReader(self)
 
     def index_of(self, fact_id: str) -> int | None:
-        row = self.query_one("SELECT idx FROM jejak_log WHERE fact_id = ?", (fact_id,))
-        return None if row is None else row["idx"]
+        with self.reading() as cursor:
+            return self.recorder.index_of(cursor, fact_id)
 
     # -- meta and positions ------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

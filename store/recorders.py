@@ -156,10 +156,15 @@ class LogAppender:
     BIGINT = "INTEGER"
     OID_TYPE = "TEXT"
 
+    #: Whether jejak_log.fact_id has its own unique index (the fact-id look-up).
+    #: PostgreSQL stores do without one: see `ChainedPostgresRecorder.align_notification_ids`.
+    FACT_ID_INDEX = True
+
     def log_create_statements(self) -> list[str]:
         b, i = self.BLOB, self.BIGINT
+        unique = " UNIQUE" if self.FACT_ID_INDEX else ""
         return [
-            f"CREATE TABLE IF NOT EXISTS jejak_log (idx {i} PRIMARY KEY, fact_id TEXT NOT NULL UNIQUE, "
+            f"CREATE TABLE IF NOT EXISTS jejak_log (idx {i} PRIMARY KEY, fact_id TEXT NOT NULL{unique}, "
             f"originator_id {self.OID_TYPE} NOT NULL, originator_version {i} NOT NULL DEFAULT 1, chain {b} NOT NULL, "
             f"leaf_hash {b} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS jejak_head (id INTEGER PRIMARY KEY CHECK (id = 1), "
@@ -189,6 +194,15 @@ class LogAppender:
 
     def take_write_lock(self, cursor: Any) -> None:
         raise NotImplementedError
+
+    def align_notification_ids(self, cursor: Any) -> None:
+        """Called with the write lock held, just before events are inserted."""
+
+    def index_of(self, cursor: Any, fact_id: str) -> int | None:
+        """The log index of the entry recording fact `fact_id`, if any."""
+        cursor.execute(self.sql("SELECT idx FROM jejak_log WHERE fact_id = ?"), (fact_id,))
+        row = cursor.fetchone()
+        return None if row is None else row["idx"]
 
     def insert_stored(self, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> None:
         """Insert (originator id, version, topic, state) rows into the events table."""
@@ -360,6 +374,7 @@ class LogAppender:
                 cursor.execute("SAVEPOINT jejak_plan")
                 try:
                     tokens = self._store_subjects(cursor, rows, range(len(rows)), sealer, cache)
+                    self.align_notification_ids(cursor)
                     self.write_events(cursor, plan.events)
                 except self.UNIQUE_VIOLATION:  # a fact recorded before, or twice in the batch
                     cursor.execute("ROLLBACK TO SAVEPOINT jejak_plan")
@@ -409,6 +424,7 @@ class LogAppender:
         if new:
             self._store_subjects(cursor, rows, new, sealer)
             oids, topics, ids, hashes = rows.oids, rows.topics, rows.fact_ids, rows.leaf_hashes
+            self.align_notification_ids(cursor)
             self.insert_stored(cursor, [(oids[i], 1, topics[i], leaves[i]) for i in new])
             self.append_to_log(
                 cursor, [(ids[i], oids[i], 1, leaves[i]) for i in new], [hashes[i] for i in new]
@@ -519,14 +535,20 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
     BLOB = "BYTEA"
     BIGINT = "BIGINT"
     OID_TYPE = "UUID"
+    FACT_ID_INDEX = False
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        from psycopg.sql import SQL
+        from psycopg.sql import SQL, Literal
 
         self.sql_create_statements.extend(SQL(s) for s in self.log_create_statements())  # type: ignore[arg-type]
         if datastore.originator_id_type != "uuid":
             self.OID_TYPE = "TEXT"
+        table = ".".join('"' + name.replace('"', '""') + '"' for name in (datastore.schema, events_table_name))
+        self._align_sql = SQL(
+            "SELECT setval(pg_get_serial_sequence({table}, 'notification_id'), "
+            "(SELECT size + 1 FROM jejak_head WHERE id = 1), false)"
+        ).format(table=Literal(table))
 
     def take_write_lock(self, cursor: Any) -> None:
         # The library's lock statements (SET LOCAL lock_timeout, LOCK TABLE)
@@ -534,6 +556,42 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
         from psycopg.sql import SQL
 
         cursor.execute(SQL("; ").join(self.lock_table_statements))
+
+    # A fact's log index is found through its event instead of an index on
+    # jejak_log.fact_id: every event is inserted as the next log entry is
+    # appended, so its notification id can be made exactly log index + 1 by
+    # setting the sequence, under the write lock, before each insert (a
+    # rolled-back insert leaves no gap behind). One b-tree entry fewer per
+    # fact, on a random text key: about a fifth of PostgreSQL's work a fact
+    # (bench/RESULTS.md, session 7). A store made before this keeps its
+    # fact-id index and is looked up by it.
+
+    def align_notification_ids(self, cursor: Any) -> None:
+        cursor.execute(self._align_sql)
+
+    def index_of(self, cursor: Any, fact_id: str) -> int | None:
+        if self._has_fact_id_index(cursor):
+            return LogAppender.index_of(self, cursor, fact_id)
+        from jejak.domain.events import fact_originator_hex
+
+        oid = str(UUID(fact_originator_hex(fact_id)))
+        cursor.execute(
+            f"SELECT l.idx FROM {self.events_table_name} e JOIN jejak_log l ON l.idx = e.notification_id - 1 "
+            "WHERE e.originator_id = %s AND e.originator_version = 1 AND l.fact_id = %s",
+            (oid if self.OID_TYPE == "UUID" else UUID(oid).hex, fact_id),
+        )
+        row = cursor.fetchone()
+        return None if row is None else row["idx"]
+
+    def _has_fact_id_index(self, cursor: Any) -> bool:
+        known = self.__dict__.get("_fact_id_indexed")
+        if known is None:
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a "
+                "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = to_regclass('jejak_log') AND a.attname = 'fact_id') AS indexed")
+            known = self.__dict__["_fact_id_indexed"] = bool(cursor.fetchone()["indexed"])
+        return known
 
     def insert_stored(self, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> None:
         # Same table and lock as the library's insert, but binary COPY instead
@@ -649,7 +707,10 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # The library locks the table, notifies and inserts (RETURNING ids on
         # `curs`); the log rows go through a second cursor in the same
-        # transaction so that result stays readable.
+        # transaction so that result stays readable. The lock is taken first
+        # here, to align the notification ids before the insert.
+        self._lock_table(curs)
+        self.align_notification_ids(curs)
         super()._insert_stored_events(curs, stored_events, **kwargs)
         with curs.connection.cursor() as log_cursor:
             self.append_to_log(log_cursor, _generic_entries(stored_events))

@@ -9,10 +9,13 @@ implementation below), and the Ed25519 signed-note signature (with
 from __future__ import annotations
 
 import base64
+import bz2
+import gzip
 import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -340,3 +343,78 @@ def test_a_nik_sent_in_the_wrong_field_is_masked_in_the_rejection(tmp_path: Path
     errors = jsonl(r.stderr)
     assert len(errors) == 3
     assert sent.encode() not in r.stderr and b"3174********0001" in r.stderr, r.stderr
+
+
+def test_a_missing_postgresql_database_is_named_at_once(pg_server: str, tmp_path: Path) -> None:
+    """Not a pool time-out: the server's reason and the fix, and `verify` never
+    says "tampered" (exit 1) about a store it could not open."""
+    host, port = pg_server.rsplit(":", 1)
+    missing = f"postgresql://postgres@{host}:{port}/jejak_no_such_db"
+    r = cli(tmp_path, "verify", store=missing)
+    assert r.returncode == 2, r.stderr
+    assert b'database "jejak_no_such_db" does not exist' in r.stderr and b"createdb jejak_no_such_db" in r.stderr
+    r = cli(tmp_path, "balances", store=missing)
+    assert r.returncode == 1 and b"does not exist" in r.stderr and b"Traceback" not in r.stderr, r.stderr
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    unused_port = closed.getsockname()[1]
+    closed.close()
+    r = cli(tmp_path, "verify", store=f"postgresql://postgres@127.0.0.1:{unused_port}/x")
+    assert r.returncode == 2 and b"that PostgreSQL is running there" in r.stderr, r.stderr
+
+
+def test_a_mistyped_store_directory_is_refused_not_created(tmp_path: Path) -> None:
+    src = tmp_path / "f.jsonl"
+    src.write_bytes(lines(fact("o-1")))
+    env = {k: v for k, v in os.environ.items() if k not in ("JEJAK_STORE", "JEJAK_KEYS_DIR")}  # keys beside the store
+    r = subprocess.run([*JEJAK, "--store", str(tmp_path / "typo" / "dir" / "s.db"), "ingest", str(src)],
+                       cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert r.returncode == 1 and b"does not exist" in r.stderr, r.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("encode, says", [
+    (gzip.compress, b"gzip-compressed"),
+    (bz2.compress, b"bzip2-compressed"),
+    (lambda data: data.decode().encode("utf-16"), b"UTF-16"),
+    (lambda data: data.decode().encode("utf-16-le"), b"UTF-16"),
+], ids=["gzip", "bzip2", "utf-16", "utf-16le-without-bom"])
+def test_an_input_that_is_not_json_lines_is_unusable_and_records_nothing(tmp_path: Path, encode, says) -> None:
+    store = str(tmp_path / "s.db")
+    src = tmp_path / "f.jsonl"
+    src.write_bytes(encode(lines(fact("o-1"), fact("o-2"))))
+    r = cli(tmp_path, "ingest", str(src), store=store)
+    assert r.returncode == 2 and says in r.stderr and b"nothing was recorded" in r.stderr, r.stderr
+    assert r.stdout == b""
+    r = cli(tmp_path, "export", store=store)
+    assert r.returncode == 0 and r.stdout == b""
+    # a first line that is merely bad JSON stays one rejected line (exit 3)
+    src.write_bytes(b"BZ not json\n" + lines(fact("o-1")))
+    r = cli(tmp_path, "ingest", str(src), store=store)
+    assert r.returncode == 3 and json.loads(r.stdout) == {"accepted": 1, "duplicates": 0, "rejected": 1}
+
+
+@pytest.mark.parametrize("where", [2, 7], ids=["first-batch-in-process", "later-batch-in-the-worker"])
+def test_an_over_long_line_is_rejected_in_place_and_the_rest_recorded(tmp_path: Path, where: int) -> None:
+    src = tmp_path / "f.jsonl"
+    facts: list[Any] = [fact(f"o-{i}") for i in range(1, 10)]
+    facts[where - 1] = fact("o-big", note="n" * (2 << 20))
+    src.write_bytes(lines(*facts))
+    env = dict(os.environ, JEJAK_KEYS_DIR=str(tmp_path / "keys"), JEJAK_BATCH_SIZE="2")
+    r = subprocess.run([*JEJAK, "--store", str(tmp_path / "s.db"), "ingest", str(src)], cwd=tmp_path, env=env,
+                       capture_output=True, timeout=120)
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert json.loads(r.stdout) == {"accepted": 8, "duplicates": 0, "rejected": 1}
+    [rejection] = jsonl(r.stderr)
+    assert rejection["line"] == where and rejection["code"] == "line_too_long" and rejection["id"] is None
+    assert len(r.stderr) < 1000  # the line is not echoed
+
+
+def test_a_bad_setting_is_named_with_its_variable(tmp_path: Path) -> None:
+    env = dict(os.environ, JEJAK_KEYS_DIR=str(tmp_path / "keys"), JEJAK_MAX_LINE_BYTES="lots",
+               JEJAK_KEK="not hex at all")
+    r = subprocess.run([*JEJAK, "--store", str(tmp_path / "s.db"), "balances"], cwd=tmp_path, env=env,
+                       capture_output=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert b"bad configuration: JEJAK_MAX_LINE_BYTES" in r.stderr and b"'lots'" in r.stderr
+    assert b"Traceback" not in r.stderr and b"not hex at all" not in r.stderr

@@ -2,6 +2,7 @@
 
 * SIGKILL an ingest mid-file, run it again: every fact is in the log exactly
   once and `jejak verify` passes (SPEC §1 "a crash mid-file loses nothing").
+* Its database connections cut mid-file: a clear error, and the re-run completes.
 * Two ingests at once into one store: one intact chain, each fact once, log
   indexes 0..n-1 without gaps.
 """
@@ -153,6 +154,45 @@ def test_sigkill_mid_file_then_rerun_completes_without_duplicates(
     assert summary_of(again.stdout) == {"accepted": 0, "duplicates": total, "rejected": 0}
 
 
+def test_database_connections_killed_mid_file_then_rerun_completes(pg_url: str, tmp_path: Path,
+                                                                   big_file: Path) -> None:
+    """PostgreSQL restarts or a network cut mid-ingest: `jejak ingest` says what
+    happened and what to do (exit 1, no traceback), and the re-run records the rest."""
+    import psycopg
+
+    ids = file_ids(big_file)
+    total = len(ids)
+    dbname = pg_url.rsplit("/", 1)[1]
+    proc = start_ingest(tmp_path, pg_url, big_file)
+    cut_at = None
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if 0 < (size := log_size(pg_url)) < total:
+                with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
+                cut_at = size
+                break
+            time.sleep(0.01)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert cut_at is not None, f"ingest finished (rc {proc.returncode}) before its connections could be cut"
+    assert proc.returncode == 1, err.decode()[-2000:]
+    assert b"recording stopped, the store failed" in err and b"re-run the same command" in err, err[-2000:]
+    assert b"Traceback" not in err and b"internal error" not in err, err[-2000:]
+
+    recorded = log_size(pg_url)
+    assert 0 < recorded < total
+    rerun = run(tmp_path, "--store", pg_url, "ingest", str(big_file))
+    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+    assert summary_of(rerun.stdout) == {"accepted": total - recorded, "duplicates": recorded, "rejected": 0}
+    assert_log_exactly(pg_url, tmp_path, ids)
+
+
 # ----------------------------------------------------------------- concurrency
 
 
@@ -244,3 +284,4 @@ def test_sqlite_open_while_another_process_writes(sqlite_url: str) -> None:
     finally:
         t.join()
         writer.close()
+

@@ -71,6 +71,11 @@ def assert_log_intact(store_url: str, keys_dir: Path) -> dict[str, Any]:
         assert result["size"] == events == store.count_log_rows(), "every stored event must be in the log"
         idx = [r["idx"] for r in store.query("SELECT idx FROM jejak_log ORDER BY idx")]
         assert idx == list(range(events))
+        if store.is_postgres:  # fact look-ups rely on it: notification id = log index + 1, whatever the path
+            aligned = store.query_one(
+                "SELECT COUNT(*) AS n FROM stored_events e JOIN jejak_log l ON l.idx = e.notification_id - 1 "
+                "AND l.originator_id = e.originator_id AND l.originator_version = e.originator_version")["n"]
+            assert aligned == events
         return result
     finally:
         store.close()

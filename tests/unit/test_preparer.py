@@ -60,3 +60,16 @@ def test_events_encoded_ahead_are_what_the_recorder_would_encode() -> None:
     assert rows.encoded_events == pg_binary_events(zip(rows.oids, itertools.repeat(1), rows.topics, rows.leaves))
     small = FactPreparer(Tokenizer(b"k" * 32), events_encoder=encode_binary_events).prepare(_batches(5)[0]).rows
     assert small.encoded_events is None  # a few rows go in one INSERT instead
+
+
+def test_a_line_orjson_refuses_still_names_its_fact_id_when_python_can_read_it() -> None:
+    """SPEC §1: a rejection carries the fact's `id` if readable. A number beyond
+    a double (valid JSON grammar) or a NaN is refused, but its id is readable."""
+    preparer = FactPreparer(Tokenizer(b"k" * 32))
+    items = [b'{"id": "o-1", "type": "disbursement.ordered", "amount": 1e400}',
+             b'{"id": "o-2", "amount": NaN}',
+             b'{"id": "o-3", "amount": ',
+             b'{"id": "bad id", "amount": 1e400}']
+    rejected = preparer.prepare(items).rejected
+    assert [(r.slot, r.fact_id, r.code) for r in rejected] == [
+        (0, "o-1", "invalid_json"), (1, "o-2", "invalid_json"), (2, None, "invalid_json"), (3, None, "invalid_json")]
