@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import re
 import sqlite3
 import struct
@@ -35,6 +36,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from jejak.audit.merkle import append_to_frontier, frontier_keys, leaf_hash, node_hash, read_required
+
+log = logging.getLogger(__name__)
 
 ZERO_CHAIN = bytes(32)
 #: Lowest Merkle level with rows in jejak_nodes (see LogAppender.read_nodes).
@@ -539,16 +542,19 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        from psycopg.sql import SQL, Literal
+        from psycopg.sql import SQL, Identifier, Literal
 
         self.sql_create_statements.extend(SQL(s) for s in self.log_create_statements())  # type: ignore[arg-type]
         if datastore.originator_id_type != "uuid":
             self.OID_TYPE = "TEXT"
         table = ".".join('"' + name.replace('"', '""') + '"' for name in (datastore.schema, events_table_name))
+        # Never below an id in use (a store written by an older jejak may have
+        # gaps: its later facts are then found by a scan, see index_of).
         self._align_sql = SQL(
-            "SELECT setval(pg_get_serial_sequence({table}, 'notification_id'), "
-            "(SELECT size + 1 FROM jejak_head WHERE id = 1), false)"
-        ).format(table=Literal(table))
+            "SELECT setval(pg_get_serial_sequence({table}, 'notification_id'), GREATEST("
+            "(SELECT size + 1 FROM jejak_head WHERE id = 1), "
+            "(SELECT COALESCE(MAX(notification_id), 0) + 1 FROM {events})), false)"
+        ).format(table=Literal(table), events=Identifier(datastore.schema, events_table_name))
 
     def take_write_lock(self, cursor: Any) -> None:
         # The library's lock statements (SET LOCAL lock_timeout, LOCK TABLE)
@@ -567,7 +573,8 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
     # fact-id index and is looked up by it.
 
     def align_notification_ids(self, cursor: Any) -> None:
-        cursor.execute(self._align_sql)
+        if not self._has_fact_id_index(cursor):  # a store made before keeps its ids (and their gaps)
+            cursor.execute(self._align_sql)
 
     def index_of(self, cursor: Any, fact_id: str) -> int | None:
         if self._has_fact_id_index(cursor):
@@ -576,12 +583,20 @@ class ChainedPostgresRecorder(LogAppender, PostgresApplicationRecorder):
 
         oid = str(UUID(fact_originator_hex(fact_id)))
         cursor.execute(
-            f"SELECT l.idx FROM {self.events_table_name} e JOIN jejak_log l ON l.idx = e.notification_id - 1 "
-            "WHERE e.originator_id = %s AND e.originator_version = 1 AND l.fact_id = %s",
-            (oid if self.OID_TYPE == "UUID" else UUID(oid).hex, fact_id),
+            f"SELECT l.idx FROM {self.events_table_name} e "
+            "LEFT JOIN jejak_log l ON l.idx = e.notification_id - 1 AND l.fact_id = %s "
+            "WHERE e.originator_id = %s AND e.originator_version = 1",
+            (fact_id, oid if self.OID_TYPE == "UUID" else UUID(oid).hex),
         )
         row = cursor.fetchone()
-        return None if row is None else row["idx"]
+        if row is None:
+            return None  # no such fact: answered from the primary key alone
+        if row["idx"] is not None:
+            return row["idx"]
+        # Its event is not where its log entry is (ids renumbered, or written
+        # by an older jejak): the right answer by a scan, never a wrong one.
+        log.warning("log entry of a fact found by a scan: notification ids are not aligned with log indexes")
+        return LogAppender.index_of(self, cursor, fact_id)
 
     def _has_fact_id_index(self, cursor: Any) -> bool:
         known = self.__dict__.get("_fact_id_indexed")

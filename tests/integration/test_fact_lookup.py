@@ -76,28 +76,45 @@ def test_a_store_made_with_a_fact_id_index_is_looked_up_by_it(pg_url: str, tmp_p
     try:
         # as before the change: its own index, and notification ids with gaps (rolled-back inserts)
         _sql(ledger.store, "CREATE UNIQUE INDEX jejak_log_fact_id_key ON jejak_log (fact_id)")
-        _sql(ledger.store, "UPDATE stored_events SET notification_id = notification_id * 3 + 1000000")
+        for shift in (1_000_000, -999_950):  # a gap of 50 ids from the 101st event on (two steps: ids stay unique)
+            _sql(ledger.store, "UPDATE stored_events SET notification_id = notification_id + ? "
+                               "WHERE notification_id > ?", (shift, 100 if shift > 0 else 1_000_000))
     finally:
         ledger.close()
-    store = Store.open(pg_url)
+    # a new jejak on that store: it keeps writing (the ids keep their gaps) and finds every fact
+    again = Ledger.open(Settings(store=pg_url, keys_dir=tmp_path / "keys", batch_size=50))
     try:
+        more = list(generate(families=3, seed=6))
+        _ingest(again, more)
+        _ingest(again, more + list(generate(families=2, seed=7)))  # duplicates: the replay path too
+        store = again.store
         rows = store.query("SELECT idx, fact_id FROM jejak_log ORDER BY idx")
-        for row in rows[::7]:
+        assert len(rows) > len(ids) + len(more)
+        for row in rows[::7] + rows[-5:]:
             assert store.index_of(row["fact_id"]) == row["idx"]
     finally:
-        store.close()
+        again.close()
 
 
 def test_renumbered_events_never_give_a_wrong_index(pg_url: str, tmp_path: Path) -> None:
-    """A row renumbered behind the ledger's back makes its fact unfindable, never another fact's index."""
+    """An event renumbered behind the ledger's back (or written by an older jejak):
+    its fact is found by a scan, never given another fact's index, and writing goes on."""
     ledger, ids = _every_path(pg_url, tmp_path)
     try:
         victim = ids[10]
         before = ledger.store.index_of(victim)
         oid = ledger.store.query("SELECT originator_id FROM jejak_log WHERE idx = ?", (before,))[0]["originator_id"]
         _sql(ledger.store, "UPDATE stored_events SET notification_id = -notification_id WHERE originator_id = ?", (oid,))
-        assert ledger.store.index_of(victim) is None
+        assert ledger.store.index_of(victim) == before
         assert ledger.store.index_of(ids[11]) == before + 1
         assert ledger.store.index_of(ids[9]) == before - 1
+        # ids beyond the log size in use (an older jejak's gaps): new events go above them
+        _sql(ledger.store, "UPDATE stored_events SET notification_id = notification_id + 500 "
+                           "WHERE notification_id = (SELECT MAX(notification_id) FROM stored_events)")
+        size = ledger.store.log_size()
+        late = list(generate(families=2, seed=8))
+        _ingest(ledger, late)
+        assert ledger.store.log_size() > size
+        assert ledger.store.index_of(late[-1]["id"]) == ledger.store.log_size() - 1
     finally:
         ledger.close()
