@@ -463,13 +463,15 @@ def _batches(lines: Iterable[bytes], size: int) -> Iterator[tuple[list[int], lis
     """(line numbers, lines) in batches of `size`; 1-based numbers, blank lines skipped."""
     numbers: list[int] = []
     batch: list[bytes] = []
+    checked = False
     for number, raw in enumerate(lines, start=1):
-        if number == 1:
-            if raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # a UTF-8 byte order mark is not part of the first fact
-            check_not_a_container(raw)
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a UTF-8 byte order mark is not part of the first fact
         if not raw or raw.isspace():  # blank (bytes.strip() would copy every line to tell)
             continue
+        if not checked:
+            check_not_a_container(raw)
+            checked = True
         batch.append(raw)
         numbers.append(number)
         if len(batch) >= size:
@@ -497,10 +499,14 @@ _NOT_JSON_LINES = (
 
 def check_not_a_container(first_line: bytes) -> None:
     """Refuse, before reading on, an input whose first bytes say it is not JSON
-    lines (SPEC §2: exit 2, unusable input); one bad fact line stays a rejection."""
+    lines (SPEC §2: exit 2, unusable input); one bad fact line stays a rejection.
+    `first_line`: the first line that is not blank."""
     for magic, what in _NOT_JSON_LINES:
         if first_line.startswith(magic):
             raise UnusableInput(f"the input is {what}; nothing was recorded")
+    if first_line.count(0) * 3 >= len(first_line):  # ASCII in UTF-16 is half NUL bytes, in UTF-32 three quarters
+        raise UnusableInput("the input is UTF-16 or UTF-32 text (a third or more of its first line is NUL bytes): "
+                            "convert it to UTF-8 first, e.g. `iconv -f UTF-16 -t UTF-8`; nothing was recorded")
 
 
 def utc_now() -> datetime:

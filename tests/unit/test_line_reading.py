@@ -43,3 +43,15 @@ def test_a_first_line_that_says_compressed_or_utf16_makes_the_input_unusable(fir
 
 def test_the_same_bytes_after_the_first_line_are_only_a_bad_line() -> None:
     assert list(_batches([b'{"id": "o-1"}\n', b"\x1f\x8b\n"], 10)) == [([1, 2], [b'{"id": "o-1"}\n', b"\x1f\x8b\n"])]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_utf16_or_32_without_a_byte_order_mark_is_told_after_blank_lines_too(encoding: str) -> None:
+    data = "\n  \n" + '{"id": "o-1", "type": "rates.set"}\n'
+    with pytest.raises(UnusableInput, match="UTF-16 or UTF-32"):
+        list(_batches(io.BytesIO(data.encode(encoding)), 10))
+
+
+def test_a_first_fact_with_one_stray_nul_byte_is_only_a_bad_line() -> None:
+    first = b'{"id": "o-1", "note": "a\x00b", "type": "rates.set"}\n'
+    assert list(_batches([b"\n", first, b'{"id": "o-2"}\n'], 10)) == [([2, 3], [first, b'{"id": "o-2"}\n'])]
