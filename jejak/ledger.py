@@ -469,7 +469,7 @@ def _batches(lines: Iterable[bytes], size: int) -> Iterator[tuple[list[int], lis
             raw = raw[3:]  # a UTF-8 byte order mark is not part of the first fact
         if not raw or raw.isspace():  # blank (bytes.strip() would copy every line to tell)
             continue
-        if not checked:
+        if not checked and raw.translate(None, b" \t\r\n\x00"):  # UTF-16 white space is not blank here
             check_not_a_container(raw)
             checked = True
         batch.append(raw)
@@ -481,32 +481,30 @@ def _batches(lines: Iterable[bytes], size: int) -> Iterator[tuple[list[int], lis
         yield numbers, batch
 
 
-#: First bytes of inputs that are not JSON lines at all, and what to do instead.
-_NOT_JSON_LINES = (
-    (b"\x1f\x8b", "gzip-compressed: decompress it first, e.g. `zcat FILE | jejak ingest -`"),
-    *((b"BZh" + bytes([d]), "bzip2-compressed: decompress it first, e.g. `bzcat FILE | jejak ingest -`")
+#: First bytes of compressed files (full magic numbers, so that a garbage
+#: first line stays what it is: one rejected line), and what to do instead.
+_COMPRESSED = (
+    (b"\x1f\x8b\x08", "gzip-compressed: decompress it first, e.g. `zcat FILE | jejak ingest -`"),
+    *((b"BZh" + bytes([d]) + b"1AY&SY", "bzip2-compressed: decompress it first, e.g. `bzcat FILE | jejak ingest -`")
       for d in b"123456789"),
     (b"\xfd7zXZ\x00", "xz-compressed: decompress it first, e.g. `xzcat FILE | jejak ingest -`"),
     (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first, e.g. `zstdcat FILE | jejak ingest -`"),
     (b"PK\x03\x04", "a zip archive: extract the JSON lines file from it first"),
-    (b"\xff\xfe", "UTF-16 or UTF-32 text: convert it to UTF-8 first, e.g. `iconv -f UTF-16 -t UTF-8`"),
-    (b"\xfe\xff", "UTF-16 text: convert it to UTF-8 first, e.g. `iconv -f UTF-16 -t UTF-8`"),
-    (b"\x00\x00\xfe\xff", "UTF-32 text: convert it to UTF-8 first, e.g. `iconv -f UTF-32 -t UTF-8`"),
-    (b"{\x00", "UTF-16 text: convert it to UTF-8 first, e.g. `iconv -f UTF-16LE -t UTF-8`"),
-    (b"\x00{", "UTF-16 text: convert it to UTF-8 first, e.g. `iconv -f UTF-16BE -t UTF-8`"),
 )
 
 
 def check_not_a_container(first_line: bytes) -> None:
-    """Refuse, before reading on, an input whose first bytes say it is not JSON
-    lines (SPEC §2: exit 2, unusable input); one bad fact line stays a rejection.
-    `first_line`: the first line that is not blank."""
-    for magic, what in _NOT_JSON_LINES:
+    """Refuse, before reading on, an input whose first line shows it is not JSON
+    lines at all (SPEC §2: exit 2, unusable input): compressed, or UTF-16/32
+    text. Anything less certain stays one rejected line (exit 3).
+    `first_line`: the first line with more than white space and NUL bytes."""
+    for magic, what in _COMPRESSED:
         if first_line.startswith(magic):
             raise UnusableInput(f"the input is {what}; nothing was recorded")
-    if first_line.count(0) * 3 >= len(first_line):  # ASCII in UTF-16 is half NUL bytes, in UTF-32 three quarters
-        raise UnusableInput("the input is UTF-16 or UTF-32 text (a third or more of its first line is NUL bytes): "
-                            "convert it to UTF-8 first, e.g. `iconv -f UTF-16 -t UTF-8`; nothing was recorded")
+    # ASCII in UTF-16 is half NUL bytes (in UTF-32 three quarters), and a fact starts with an encoded brace
+    if first_line.count(0) * 3 >= len(first_line) and (b"{\x00" in first_line or b"\x00{" in first_line):
+        raise UnusableInput("the input is UTF-16 or UTF-32 text: convert it to UTF-8 first, "
+                            "e.g. `iconv -f UTF-16 -t UTF-8`; nothing was recorded")
 
 
 def utc_now() -> datetime:

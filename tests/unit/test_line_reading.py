@@ -35,10 +35,19 @@ def test_an_oversized_line_is_rejected_with_its_own_code_and_a_real_line_never_i
     assert [(r.slot, r.code) for r in rejected] == [(0, "line_too_long"), (1, "invalid_json"), (2, "not_an_object")]
 
 
-@pytest.mark.parametrize("first", [b"\x1f\x8b\x08\x00rest", b"BZh91AY", b"\xff\xfe{\x00", b"{\x00\"\x00", b"PK\x03\x04"])
+@pytest.mark.parametrize("first", [
+    b"\x1f\x8b\x08\x00rest", b"BZh91AY&SYrest", b"\xfd7zXZ\x00rest", b"\x28\xb5\x2f\xfdrest", b"PK\x03\x04rest",
+    b"\xff\xfe{\x00\"\x00i\x00d\x00", b"{\x00\"\x00i\x00d\x00", b"\x00{\x00\"\x00i\x00d",
+])
 def test_a_first_line_that_says_compressed_or_utf16_makes_the_input_unusable(first: bytes) -> None:
     with pytest.raises(UnusableInput, match="nothing was recorded"):
         list(_batches([first + b"\n", b'{"id": "o-1"}\n'], 10))
+
+
+@pytest.mark.parametrize("first", [b"\xff\xfe\xfd", b"\x1f\x8b", b"BZh9", b"\x00\x00\x00", b"\xff\xfe\x00\x00", b"\x80abc"])
+def test_a_garbage_first_line_is_only_a_bad_line(first: bytes) -> None:
+    """Not UTF-8, or a stray magic-like prefix: one rejected line (exit 3), the rest goes on."""
+    assert list(_batches([first + b"\n", b'{"id": "o-1"}\n'], 10)) == [([1, 2], [first + b"\n", b'{"id": "o-1"}\n'])]
 
 
 def test_the_same_bytes_after_the_first_line_are_only_a_bad_line() -> None:
