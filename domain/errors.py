@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from jejak.domain.nik import mask_nik
+
 
 class DomainError(Exception):
     """Base of every error the domain raises."""
@@ -29,7 +31,7 @@ _SIXTEEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{16}(?![0-9])")
 
 def mask_sixteen_digit_runs(text: str) -> str:
     """Every standalone run of 16 digits masked like a NIK (`1275********0001`)."""
-    return _SIXTEEN_DIGITS.sub(lambda m: m.group()[:4] + "*" * 8 + m.group()[-4:], text)
+    return _SIXTEEN_DIGITS.sub(lambda m: mask_nik(m.group()), text)
 
 
 class FactRejected(DomainError):

@@ -339,6 +339,7 @@ def _latest_checkpoint_key(settings: Settings) -> str | None:
     (looked at without creating anything)."""
     from jejak.store.datastore import Store
     from jejak.store.url import parse_store_url
+    from jejak.transparency import Transparency
 
     try:
         url = parse_store_url(settings.store)
@@ -348,12 +349,12 @@ def _latest_checkpoint_key(settings: Settings) -> str | None:
     except Exception:  # no such store: nothing was signed
         return None
     try:
-        row = opened.query_one("SELECT key_id FROM jejak_checkpoints ORDER BY seq DESC LIMIT 1")
+        last = Transparency(opened, settings).latest_checkpoint()
     except Exception:  # a store without the table has no checkpoint
         return None
     finally:
         opened.close()
-    return None if row is None else row["key_id"]
+    return None if last is None else last.key_id
 
 
 @app.command()
@@ -363,7 +364,7 @@ def key(
     store: Optional[str] = StoreOption,
 ) -> None:
     """Print the checkpoint verifier key (C2SP signed-note verifier key)."""
-    from jejak.transparency import keyring_elsewhere, keyring_path, load_keyring
+    from jejak.transparency import KeyRingElsewhere, keyring_path, load_keyring, load_store_keyring
 
     settings = settings_for(store)
     if rotate:
@@ -377,15 +378,11 @@ def key(
 
             KeyRing.load_or_create(path, settings.key_name)
     try:
-        ring = load_keyring(settings, create=False)
-    except FileNotFoundError:
-        signed_by = _latest_checkpoint_key(settings)
-        if signed_by is not None:
-            fail(str(keyring_elsewhere(settings, signed_by)), EXIT_USAGE)
-        try:
-            ring = load_keyring(settings)  # the dev profile creates one
-        except FileNotFoundError as exc:
-            fail(str(exc), 1)
+        ring = load_store_keyring(settings, lambda: _latest_checkpoint_key(settings))
+    except KeyRingElsewhere as exc:
+        fail(str(exc), EXIT_USAGE)
+    except FileNotFoundError as exc:  # the prod profile creates none
+        fail(str(exc), 1)
     if all_keys:
         for text in ring.verifier_key_texts():
             typer.echo(text)

@@ -80,11 +80,23 @@ def load_keyring(settings: Settings, *, create: bool = True) -> KeyRing:
     return KeyRing.load_or_create(path, settings.key_name)
 
 
-def keyring_elsewhere(settings: Settings, key_id: str) -> FileNotFoundError:
-    """The error for a store whose checkpoints were signed by a key ring not at the configured place."""
-    return FileNotFoundError(
-        f"no checkpoint key ring at {keyring_path(settings)}, but this store's checkpoints are "
-        f"signed by key {key_id}: set JEJAK_KEYS_DIR to the keys this store was created with")
+class KeyRingElsewhere(FileNotFoundError):
+    """A store's checkpoints were signed by a key ring that is not at the configured place."""
+
+
+def load_store_keyring(settings: Settings, signed_by: Callable[[], str | None]) -> KeyRing:
+    """The checkpoint key ring. The dev profile creates one only when
+    `signed_by()` (asked only then) names no key that signed this store's
+    checkpoints: a fresh key could verify none of them."""
+    try:
+        return load_keyring(settings, create=False)
+    except FileNotFoundError:
+        key_id = signed_by()
+        if key_id is None:
+            return load_keyring(settings)
+        raise KeyRingElsewhere(
+            f"no checkpoint key ring at {keyring_path(settings)}, but this store's checkpoints are "
+            f"signed by key {key_id}: set JEJAK_KEYS_DIR to the keys this store was created with") from None
 
 
 class Transparency:
@@ -101,15 +113,8 @@ class Transparency:
         return None if r is None else StoredCheckpoint.from_row(r)
 
     def keyring(self) -> KeyRing:
-        """The checkpoint key ring. The dev profile creates one only for a store
-        with no checkpoint yet: a fresh key could verify none of its checkpoints."""
-        last = self.latest_checkpoint()
-        try:
-            return load_keyring(self.settings, create=last is None)
-        except FileNotFoundError:
-            if last is None:
-                raise
-            raise keyring_elsewhere(self.settings, last.key_id) from None
+        """The checkpoint key ring (see `load_store_keyring`)."""
+        return load_store_keyring(self.settings, lambda: getattr(self.latest_checkpoint(), "key_id", None))
 
     def root(self, size: int) -> bytes:
         return root_at(size, self.store.node_reader())
@@ -157,15 +162,7 @@ class Transparency:
         size, head_chain = self.store.head()
         start, frontier, chain = 0, {}, ZERO_CHAIN
         if last is not None:
-            try:
-                cp = verify_checkpoint(last.note, keyring.verifiers(), expected_origin=self.settings.origin)
-            except VerificationError as exc:
-                raise type(exc)(f"latest checkpoint #{last.seq}: {exc}", index=None) from None
-            if (cp.size, cp.root) != (last.size, last.root):
-                raise RootMismatch(f"latest checkpoint #{last.seq}: stored size/root differ from its signed note")
-            if cp.size > size:
-                raise RootMismatch.expected(f"log size (at least checkpoint #{last.seq}'s)", f">= {cp.size}", size,
-                                            index=size)
+            cp = self._signed(last, keyring, size)
             if cp.size:
                 frontier = read_required(self.store.node_reader(), frontier_keys(cp.size))
                 root = root_at(cp.size, MemoryNodeStore(frontier))
@@ -336,6 +333,20 @@ class Transparency:
             if extra is not None and extra["idx"] is not None:
                 raise RootMismatch(f"Merkle node (level {level}, index {extra['idx']}) beyond the log", index=extra["idx"] << level)
 
+    def _signed(self, stored: StoredCheckpoint, keyring: KeyRing, log_size: int) -> Checkpoint:
+        """The checkpoint as its note signs it: signature and origin checked, the
+        stored size and root those it signs, its size within the log's."""
+        try:
+            cp = verify_checkpoint(stored.note, keyring.verifiers(), expected_origin=self.settings.origin)
+        except VerificationError as exc:
+            raise type(exc)(f"checkpoint #{stored.seq}: {exc}", index=None) from None
+        if (cp.size, cp.root) != (stored.size, stored.root):
+            raise RootMismatch(f"checkpoint #{stored.seq}: stored size/root differ from its signed note")
+        if cp.size > log_size:
+            raise RootMismatch.expected(f"checkpoint #{stored.seq} size (at most the log size)", log_size, cp.size,
+                                        index=log_size)
+        return cp
+
     def _verify_checkpoints(self, levels: list[bytearray], size: int) -> int:
         cps = self.checkpoints()
         if not cps:
@@ -346,14 +357,7 @@ class Transparency:
         for number, stored in enumerate(cps):
             if stored.seq != number:  # numbered from 0 without gaps: a deleted one shows
                 raise InconsistentCheckpoints.expected("checkpoint number (0, 1, 2, … without gaps)", number, stored.seq)
-            try:
-                cp = verify_checkpoint(stored.note, keyring.verifiers(), expected_origin=self.settings.origin)
-            except VerificationError as exc:
-                raise type(exc)(f"checkpoint #{stored.seq}: {exc}", index=None) from None
-            if cp.size != stored.size or cp.root != stored.root:
-                raise RootMismatch(f"checkpoint #{stored.seq}: stored size/root differ from its signed note")
-            if cp.size > size:
-                raise RootMismatch.expected(f"checkpoint #{stored.seq} size (at most the log size)", size, cp.size, index=size)
+            cp = self._signed(stored, keyring, size)
             root = root_at(cp.size, reader) if cp.size else hashlib.sha256(b"").digest()
             if root != cp.root:
                 raise RootMismatch.expected(

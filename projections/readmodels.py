@@ -16,7 +16,7 @@ import orjson
 
 from jejak.domain.facts import FACT_TYPES as SPEC_FACT_TYPES
 from jejak.store.datastore import Store
-from jejak.projections.base import LogRecord, ReadModel, select_in
+from jejak.projections.base import LogRecord, ReadModel
 
 
 class FactIndex(ReadModel):
@@ -108,8 +108,8 @@ class Balances(ReadModel):
         if totals:
             # added here, in Python integers, rather than in SQL, where a sum past 64 bits
             # fails (PostgreSQL bigint) or silently turns into a float (SQLite)
-            for row in select_in(store, cursor, "SELECT order_id, credited, picked_up, returned FROM p_order_totals "
-                                 "WHERE 1 = 1", "order_id", list(totals)):
+            for row in store.recorder.select_in(
+                    cursor, "SELECT order_id, credited, picked_up, returned FROM p_order_totals", "order_id", list(totals)):
                 sums = totals[row["order_id"]]
                 sums[0] += int(row["credited"])
                 sums[1] += int(row["picked_up"])
