@@ -18,7 +18,6 @@ PG_HOST = os.environ.get("JEJAK_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("JEJAK_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("JEJAK_TEST_PG_USER", "postgres")
 REQUIRE_SERVICES = os.environ.get("JEJAK_REQUIRE_SERVICES") == "1"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def _admin_connect():
@@ -86,10 +85,3 @@ def make_settings(tmp_path: Path):
         return Settings(store=store, keys_dir=tmp_path / "keys", **overrides)
 
     return make
-
-
-@pytest.fixture
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"shared/ not found at {SHARED}")
-    return SHARED

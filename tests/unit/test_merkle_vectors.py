@@ -11,7 +11,7 @@ import pytest
 from jejak.audit.errors import VerificationError
 from jejak.audit.merkle import EMPTY_ROOT, leaf_hash, node_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "rfc6962"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rfc6962"
 
 
 def _files(kind: str) -> list[Path]:
@@ -36,7 +36,7 @@ def _proof(items: list[str] | None) -> list[bytes]:
 
 
 def test_vectors_present() -> None:
-    """Fail (not skip) when the shared vectors are missing."""
+    """Fail (not skip) when the golden vectors are missing."""
     assert VECTORS.is_dir(), f"missing golden vectors at {VECTORS}"
     assert len(INCLUSION) > 40 and len(CONSISTENCY) > 60, (len(INCLUSION), len(CONSISTENCY))
     happy = [p for p in INCLUSION + CONSISTENCY if not json.loads(p.read_text())["wantErr"]]

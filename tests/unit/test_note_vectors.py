@@ -1,4 +1,4 @@
-"""C2SP signed-note: shared golden vectors plus round trips and format edge cases."""
+"""C2SP signed-note: golden vectors (tests/vectors/signed-note.json) plus round trips and format edge cases."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from jejak.audit.checkpoint import verify_checkpoint
 from jejak.audit.errors import MalformedKey, MalformedNote, SignatureInvalid, UnknownKey, VerificationError
 from jejak.audit.note import Signer, Verifier, key_id, open_note, sign_note
 
-NOTE_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "signed-note.json"
+NOTE_FILE = Path(__file__).resolve().parents[1] / "vectors" / "signed-note.json"
 CASES = json.loads(NOTE_FILE.read_text("utf-8"))["cases"] if NOTE_FILE.is_file() else []
 
 
