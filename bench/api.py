@@ -64,7 +64,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as C  # noqa: E402
 
-C.apply_pool_workaround()
 
 TARGETS = {
     "trail": {"p99_ms": 50.0},

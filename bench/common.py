@@ -66,21 +66,6 @@ def iter_lines(path: Path) -> Iterator[bytes]:
         yield from f
 
 
-# ------------------------------------------------- former workaround (history)
-def apply_pool_workaround() -> None:
-    """No-op since ad8b0cc; kept so older scripts still import it.
-
-    Up to 77d68b8, jejak opened PostgresDatastore(pool_size=2, pool_open_timeout=10).
-    With a pool_open_timeout, eventsourcing calls `pool.open(wait=True)` on every
-    get_connection, and code holding one pooled connection while asking for
-    another stalled 10 s and failed ("pool initialization incomplete after 10
-    sec"). The bench used to set the timeout to None after construction. HEAD's
-    store/datastore.py no longer passes pool_open_timeout, so the bench measures
-    the code unpatched.
-    """
-    return None
-
-
 def sample_kks(path: Path, k: int, seed: int = 3) -> list[str]:
     """Clear family card numbers that have orders (reservoir sample over the file)."""
     import random
@@ -301,8 +286,8 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | Non
 
 
 def jejak_cmd() -> list[str]:
-    """`jejak` CLI in a subprocess (bench/jejak_shim.py: the plain entry point)."""
-    return [sys.executable, str(BENCH / "jejak_shim.py")]
+    """`jejak` CLI in a subprocess (the plain entry point)."""
+    return [sys.executable, "-c", "import sys; sys.argv[0] = 'jejak'; from jejak.cli import main; main()"]
 
 
 # ---------------------------------------------------------------- profiling

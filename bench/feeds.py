@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as C  # noqa: E402
 
-getattr(C, "apply_pool_workaround", lambda: None)()
 
 import orjson  # noqa: E402
 

@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as C  # noqa: E402
 
-C.apply_pool_workaround()
 
 BATCH = 2000
 

@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as C  # noqa: E402
 
-C.apply_pool_workaround()
 
 
 def bench_kind(kind: str, a: argparse.Namespace) -> dict[str, Any]:

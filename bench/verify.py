@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as C  # noqa: E402
 
-C.apply_pool_workaround()
 
 
 def ensure_store(kind: str, facts: int) -> tuple[C.BenchStore, int, bool]:
