@@ -26,6 +26,9 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(no_args_is_help=True, help="Offline verification for inspectors (no database needed).")
 app.add_typer(audit_app, name="audit")
+from jejak.witness.cli import app as witness_app  # noqa: E402 - typer only; the witness loads its code per command
+
+app.add_typer(witness_app, name="witness")
 
 EXIT_OK, EXIT_TAMPERED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 
