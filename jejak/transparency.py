@@ -17,6 +17,7 @@ from jejak.audit.errors import (
     InconsistentCheckpoints,
     InvalidProof,
     RootMismatch,
+    SignatureInvalid,
     VerificationError,
 )
 from jejak.audit.keys import KeyRing
@@ -427,7 +428,27 @@ class Transparency:
                 except InvalidProof as exc:
                     raise InconsistentCheckpoints(f"checkpoint #{stored.seq} does not extend the previous one: {exc}") from None
             previous = cp
+        self._verify_witnessed(cps, keyring)
         return len(cps)
+
+    def _verify_witnessed(self, cps: list[StoredCheckpoint], keyring: KeyRing) -> None:
+        """With a witness policy configured: every cosignature line claiming a policy
+        witness's key must verify, and the latest checkpoint must meet the quorum
+        (older ones may predate the policy)."""
+        if self.settings.witness_policy is None:
+            return
+        from jejak.audit.policy import QuorumNotMet
+        from jejak.witnessing import load_policy
+
+        policy = load_policy(self.settings.witness_policy)
+        for stored in cps:
+            _verified, problems = policy.cosigned_by(stored.note)
+            if problems:
+                raise SignatureInvalid(f"checkpoint #{stored.seq}: {problems[0]}")
+        try:
+            policy.verify_quorum(cps[-1].note, log_keys=keyring.verifiers())
+        except QuorumNotMet as exc:
+            raise QuorumNotMet(f"latest checkpoint #{cps[-1].seq}: {exc}") from None
 
 
 def _levels_from_leaf_hashes(leaf_hashes: bytes) -> list[bytearray]:
