@@ -124,6 +124,21 @@ class Transparency:
         r = self.store.query_one(f"{CHECKPOINT_COLUMNS} ORDER BY seq DESC LIMIT 1")
         return None if r is None else StoredCheckpoint.from_row(r)
 
+    def latest_witnessed_checkpoint(self, policy: Any) -> StoredCheckpoint | None:
+        """The latest checkpoint whose note carries the cosignatures `policy` (a
+        jejak.audit.policy.Policy) requires, or None."""
+        before = None
+        while True:
+            where = "" if before is None else f" WHERE seq < {int(before)}"
+            rows = self.store.query(f"{CHECKPOINT_COLUMNS}{where} ORDER BY seq DESC LIMIT 64")
+            for row in rows:
+                stored = StoredCheckpoint.from_row(row)
+                if policy.quorum_met(policy.cosigned_by(stored.note)[0]):
+                    return stored
+            if len(rows) < 64:
+                return None
+            before = rows[-1]["seq"]
+
     def keyring(self) -> KeyRing:
         """The checkpoint key ring (see `load_store_keyring`)."""
         return load_store_keyring(self.settings, lambda: getattr(self.latest_checkpoint(), "key_id", None))

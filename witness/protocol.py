@@ -86,7 +86,8 @@ def add_checkpoint(state: WitnessState, body: bytes, timestamp: int | None = Non
     if not keys:
         return Answer(404, "unknown log origin\n")
     try:
-        checkpoint = Checkpoint.parse(open_note(request.note, keys).text)
+        text = open_note(request.note, keys).text
+        checkpoint = Checkpoint.parse(text)
     except (UnknownKey, SignatureInvalid) as exc:
         return Answer(403, f"no valid signature by a key trusted for this origin: {exc}\n")
     except (MalformedNote, MalformedCheckpoint) as exc:
@@ -108,7 +109,7 @@ def add_checkpoint(state: WitnessState, body: bytes, timestamp: int | None = Non
     moved = state.advance(origin, known, new)
     if moved is not None:
         return _conflict(moved)
-    return Answer(200, state.signer.cosign(checkpoint.to_text(), timestamp))
+    return Answer(200, state.signer.cosign(text, timestamp))
 
 
 def _conflict(known: LogHead) -> Answer:

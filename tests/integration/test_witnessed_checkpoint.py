@@ -191,3 +191,46 @@ def test_witness_without_url_counts_as_absent(deployment: Deployment) -> None:
     res = d.checkpoint(only_one)
     assert res.exit_code == 4 and "W2: no cosignature: no URL in the policy" in res.stderr, res.stderr
     assert d.recorded() == []
+
+
+def _serve_checkpoint(d: Deployment, policy: Path | None) -> str:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.witness_support import free_port
+
+    port = free_port()
+    env = {**os.environ, "JEJAK_KEYS_DIR": str(d.keys), "JEJAK_STORE": d.store_url}
+    env.pop("JEJAK_WITNESS_POLICY", None)
+    if policy is not None:
+        env["JEJAK_WITNESS_POLICY"] = str(policy)
+    proc = subprocess.Popen([sys.executable, "-m", "jejak.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                res = httpx.get(f"http://127.0.0.1:{port}/public/v1/checkpoint.txt", timeout=5)
+                return res.text
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("jejak serve did not start")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_publishes_only_cosigned_checkpoints_under_a_policy(deployment: Deployment) -> None:
+    d = deployment
+    witnessed = d.checkpoint()
+    assert witnessed.exit_code == 0, witnessed.stderr
+    d.feed(len(d.lines) // 3)
+    plain = _jejak(d.store_url, d.keys, "checkpoint")  # no policy: signed by the log alone
+    assert plain.exit_code == 0 and len(_cosigners(plain.stdout)) == 1
+    assert d.recorded() == [witnessed.stdout, plain.stdout]
+    assert _serve_checkpoint(d, d.policy) == witnessed.stdout
+    assert _serve_checkpoint(d, None) == plain.stdout
