@@ -393,15 +393,17 @@ def key(
 @app.command()
 def prove(
     index: int = typer.Argument(..., help="0-based log index"),
-    size: Optional[int] = typer.Option(None, "--size", help="Tree size (default: the current log size)"),
+    size: Optional[int] = typer.Option(
+        None, "--size", help="Tree size (default: the latest checkpoint's when it covers INDEX, else the log size)"),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """RFC 9162 inclusion proof of one log entry, JSON."""
+    """RFC 9162 inclusion proof of one log entry, JSON (against the latest checkpoint by default)."""
     from jejak.transparency import ProofRequestError, Transparency
 
     with open_ledger(store) as ledger:
+        transparency = Transparency(ledger.store, ledger.settings)
         try:
-            proof = Transparency(ledger.store, ledger.settings).prove(index, size)
+            proof = transparency.prove(index, size if size is not None else transparency.checkpoint_size_covering(index))
         except ProofRequestError as exc:
             fail(str(exc))
     typer.echo(json.dumps(proof))
@@ -570,17 +572,24 @@ def audit_verify_export(
 
     note = _read_text(checkpoint_file, "checkpoint")
     keys = _read_keys(key_file)
+    uncovered = [0]
     try:
         with open(export_file, "rb") as lines:
             cp = verify_export(
-                lines, note, keys, leaf_check=lambda leaf, entry: leaf_matches_fact(leaf, entry.get("fact"))
+                lines, note, keys, leaf_check=lambda leaf, entry: leaf_matches_fact(leaf, entry.get("fact")),
+                on_uncovered=lambda n: uncovered.__setitem__(0, n),
             )
     except OSError as exc:
         fail(f"cannot read export {export_file}: {exc.strerror}")
     except VerificationError as exc:
         typer.echo(json.dumps({"intact": False, "index": exc.index, "error": str(exc)}))
         raise typer.Exit(EXIT_TAMPERED)
-    typer.echo(json.dumps({"intact": True, "origin": cp.origin, "size": cp.size, "root": cp.root.hex()}))
+    if uncovered[0]:
+        typer.echo(f"jejak: the export has {uncovered[0]} more entries (indexes {cp.size} to "
+                   f"{cp.size + uncovered[0] - 1}) than the checkpoint covers: they were not checked; "
+                   "verify them against a newer checkpoint", err=True)
+    typer.echo(json.dumps({"intact": True, "origin": cp.origin, "size": cp.size, "root": cp.root.hex(),
+                           "not_covered": uncovered[0]}))
 
 
 @audit_app.command("verify-proof")

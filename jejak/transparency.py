@@ -112,6 +112,13 @@ class Transparency:
         r = self.store.query_one(f"{CHECKPOINT_COLUMNS} ORDER BY seq DESC LIMIT 1")
         return None if r is None else StoredCheckpoint.from_row(r)
 
+    def checkpoint_size_covering(self, index: int) -> int | None:
+        """The latest checkpoint's size when it covers `index`, else None: the
+        default tree size of a proof, so that it matches the published checkpoint
+        (access records and new facts grow the log after it)."""
+        last = self.latest_checkpoint()
+        return last.size if last is not None and 0 <= index < last.size else None
+
     def keyring(self) -> KeyRing:
         """The checkpoint key ring (see `load_store_keyring`)."""
         return load_store_keyring(self.settings, lambda: getattr(self.latest_checkpoint(), "key_id", None))
