@@ -89,3 +89,18 @@ def test_a_postgresql_database_without_jejak_tables_counts_as_missing(pg_server:
         assert run(tmp_path, "--store", url, "init", keys=tmp_path / "keys").returncode == 0
         v = run(tmp_path, "--store", url, "verify", keys=tmp_path / "keys")
         assert v.returncode == 0 and json.loads(v.stdout)["size"] == 0
+
+
+def test_a_missing_checkpoint_key_exits_2_for_checkpoint_and_key_alike(tmp_path: Path) -> None:
+    store, keys = str(tmp_path / "s.db"), tmp_path / "keys"
+    assert run(tmp_path, "--store", store, "ingest", "-", keys=keys,
+               stdin=json.dumps(FACT).encode() + b"\n").returncode == 0
+    assert not (keys / "checkpoint-keys.json").exists()
+    env_prod = {"JEJAK_PROFILE": "prod"}
+    outputs = []
+    for args in (("checkpoint",), ("key",)):
+        env = {**{k: v for k, v in os.environ.items() if k != "JEJAK_STORE"}, **env_prod, "JEJAK_KEYS_DIR": str(keys)}
+        r = subprocess.run([*JEJAK, "--store", store, *args], cwd=tmp_path, env=env, capture_output=True, timeout=120)
+        assert_refused(r, "jejak key --rotate")
+        outputs.append(r.stderr)
+    assert outputs[0] == outputs[1]
