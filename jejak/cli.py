@@ -650,6 +650,26 @@ def generate(
     write_files(families=families, seed=seed, out_path=out, plant=plant, expected_path=expected)
 
 
+# -------------------------------------------------------------------- secrets
+
+secrets_app = typer.Typer(no_args_is_help=True, help="Secrets of a deployment (master secrets, checkpoint keys).")
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("init")
+def secrets_init(
+    directory: Path = typer.Option(..., "--dir", help="Directory to hold the secrets (e.g. ./secrets for compose)"),
+) -> None:
+    """Create pseudonym.key, kek.key and checkpoint-keys.json (mode 0600); existing files are kept."""
+    from jejak.secrets import init_secrets_dir
+
+    try:
+        done = init_secrets_dir(directory, settings_for(None).key_name)
+    except OSError as exc:
+        fail(f"cannot create secrets in {directory}: {exc.strerror or exc}")
+    typer.echo(json.dumps({"dir": str(directory), **done}))
+
+
 # ----------------------------------------------------------------- http api
 
 token_app = typer.Typer(no_args_is_help=True, help="API bearer tokens (only their SHA-256 is stored).")

@@ -82,3 +82,26 @@ def load_master_secrets(settings: Settings, *, create: bool = True) -> MasterSec
         pseudonym_key=_load_or_create(settings, "JEJAK_PSEUDONYM_KEY", settings.pseudonym_key, "pseudonym.key", create),
         kek=_load_or_create(settings, "JEJAK_KEK", settings.kek, "kek.key", create),
     )
+
+
+SECRET_FILES = ("pseudonym.key", "kek.key")
+
+
+def init_secrets_dir(directory: Path, key_name: str) -> dict[str, list[str]]:
+    """Create every secret a deployment needs in `directory` (0700; files 0600):
+    the two master secrets and the checkpoint key ring. A file that exists is
+    kept as it is, never overwritten."""
+    from jejak.audit.keys import KEY_FILE_NAME, KeyRing
+
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    done: dict[str, list[str]] = {"created": [], "kept": []}
+    for name in SECRET_FILES:
+        try:
+            write_secret_file(directory / name, os.urandom(32))
+            done["created"].append(name)
+        except FileExistsError:
+            done["kept"].append(name)
+    ring = directory / KEY_FILE_NAME
+    done["kept" if ring.exists() else "created"].append(KEY_FILE_NAME)
+    KeyRing.load_or_create(ring, key_name)
+    return done
