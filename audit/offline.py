@@ -50,12 +50,14 @@ def _parse_line(raw: str | bytes, expected_index: int) -> tuple[bytes, dict[str,
 
 
 def verify_export(export_lines: Iterable[str | bytes], checkpoint_note: str | bytes, verifier_keys: Keys,
-                  *, expected_origin: str | None = None, leaf_check: LeafCheck | None = None) -> Checkpoint:
+                  *, expected_origin: str | None = None, leaf_check: LeafCheck | None = None,
+                  on_uncovered: Callable[[int], None] | None = None) -> Checkpoint:
     """Recompute the root over the first `checkpoint.size` export entries and compare.
 
     Lines carrying "chain" (hex) are checked against the recomputed hash chain. The
     optional `leaf_check(leaf, entry)` ties an entry's "fact" to its leaf bytes. Errors
-    carry `.index`, the first bad log index, when it can be known.
+    carry `.index`, the first bad log index, when it can be known. Entries after the
+    checkpoint's size are not checked; `on_uncovered(n)` is told how many there were.
     """
     cp = verify_checkpoint(checkpoint_note, verifier_keys, expected_origin)
     hashes: list[bytes] = []
@@ -80,6 +82,8 @@ def verify_export(export_lines: Iterable[str | bytes], checkpoint_note: str | by
     root = root_from_leaf_hashes(hashes)
     if root != cp.root:
         raise RootMismatch.expected(f"Merkle root over {cp.size} exported entries", cp.root, root)
+    if on_uncovered is not None:
+        on_uncovered(sum(1 for _ in lines))
     return cp
 
 

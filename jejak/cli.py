@@ -64,15 +64,19 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
 
 
 @contextlib.contextmanager
-def open_ledger(store: str | None) -> Iterator[Any]:
+def open_ledger(store: str | None, *, create: bool = False) -> Iterator[Any]:
+    """The ledger of an existing store (exit 2 naming what is missing); only
+    `ingest` and `init` pass `create=True`."""
     from jejak.ledger import Ledger, LedgerError
     from jejak.secrets import SecretsError
     from jejak.store.datastore import StoreError
     from jejak.store.url import StoreURLError
 
     try:
-        ledger = Ledger.open(settings_for(store))
-    except (StoreError, StoreURLError, SecretsError, LedgerError) as exc:
+        ledger = Ledger.open(settings_for(store), create=create)
+    except (StoreError, StoreURLError, SecretsError) as exc:
+        fail(str(exc), 1 if create else EXIT_USAGE)
+    except LedgerError as exc:
         fail(str(exc), 1)
     try:
         yield ledger
@@ -165,7 +169,7 @@ def ingest(
     def report(rejection: Any) -> None:
         sys.stderr.write(orjson.dumps(rejection.to_dict()).decode() + "\n")
 
-    with open_ledger(store) as ledger:
+    with open_ledger(store, create=True) as ledger:
         with progress_bar("ingest", total) as advance:
             try:
                 summary = ledger.ingest_lines(bounded_lines(source, ledger.settings.max_line_bytes),
@@ -186,6 +190,21 @@ def ingest(
     sys.stderr.flush()
     typer.echo(json.dumps(summary.to_dict()))
     raise typer.Exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
+
+
+@app.command()
+def init(store: Optional[str] = StoreOption) -> None:
+    """Create an empty store and its keys (as `ingest` does); an existing one is left as it is."""
+    from jejak.transparency import Transparency
+
+    with open_ledger(store, create=True) as ledger:
+        try:
+            Transparency(ledger.store, ledger.settings).keyring()  # the dev profile creates the signing key
+        except FileNotFoundError as exc:
+            fail(str(exc), EXIT_USAGE)
+        size = ledger.store.log_size()
+        typer.echo(json.dumps({"store": ledger.store.url.describe(), "size": size,
+                               "keys_dir": str(ledger.settings.resolved_keys_dir())}))
 
 
 def _store_failures() -> tuple[type[BaseException], ...]:
@@ -280,20 +299,28 @@ def rebuild(store: Optional[str] = StoreOption) -> None:
 
 @contextlib.contextmanager
 def open_store(store: str | None) -> Iterator[tuple[Any, Settings]]:
-    """The store alone, for commands that need no secrets (verify, checkpoint);
-    a store that cannot be opened is a usage error (exit 2), never "tampered"."""
+    """An existing store alone, for commands that need no personal-data secrets
+    (verify, checkpoint, key); a store that is missing or cannot be opened is a
+    usage error (exit 2), never "tampered"."""
     from jejak.store.datastore import Store, StoreError
     from jejak.store.url import StoreURLError
 
     settings = settings_for(store)
     try:
-        opened = Store.open(settings.store)
+        opened = Store.open(settings.store, must_exist=True)
     except (StoreError, StoreURLError) as exc:
         fail(str(exc), EXIT_USAGE)
     try:
         yield opened, settings
     finally:
         opened.close()
+
+
+def _require_keys_dir(settings: Settings) -> None:
+    from jejak.secrets import missing_keys_dir
+
+    if not settings.resolved_keys_dir().is_dir():
+        fail(missing_keys_dir(settings), EXIT_USAGE)
 
 
 @app.command()
@@ -343,6 +370,7 @@ def checkpoint(
     from jejak.transparency import Transparency
 
     with open_store(store) as (opened, settings):
+        _require_keys_dir(settings)
         transparency = Transparency(opened, settings)
         cosigner = _policy_cosigner(transparency, policy or settings.witness_policy)
         try:
@@ -375,29 +403,6 @@ def _policy_cosigner(transparency: Any, path: Path | None) -> Any:
         fail(str(exc), EXIT_USAGE)
 
 
-def _latest_checkpoint_key(settings: Settings) -> str | None:
-    """The key id of the store's latest checkpoint, if the store exists and has one
-    (looked at without creating anything)."""
-    from jejak.store.datastore import Store
-    from jejak.store.url import parse_store_url
-    from jejak.transparency import Transparency
-
-    try:
-        url = parse_store_url(settings.store)
-        if url.kind == "sqlite" and (url.path == ":memory:" or not Path(url.path).is_file()):
-            return None
-        opened = Store.open(settings.store, create=False)
-    except Exception:  # no such store: nothing was signed
-        return None
-    try:
-        last = Transparency(opened, settings).latest_checkpoint()
-    except Exception:  # a store without the table has no checkpoint
-        return None
-    finally:
-        opened.close()
-    return None if last is None else last.key_id
-
-
 @app.command()
 def key(
     all_keys: bool = typer.Option(False, "--all", help="List every verifier key, oldest first"),
@@ -405,25 +410,20 @@ def key(
     store: Optional[str] = StoreOption,
 ) -> None:
     """Print the checkpoint verifier key (C2SP signed-note verifier key)."""
-    from jejak.transparency import KeyRingElsewhere, keyring_path, load_keyring, load_store_keyring
+    from jejak.audit.keys import KeyRing
+    from jejak.transparency import Transparency, keyring_path, load_keyring
 
-    settings = settings_for(store)
-    if rotate:
-        path = keyring_path(settings)
-        if path.exists():
-            ring = load_keyring(settings)
-            ring.rotate(settings.key_name)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            from jejak.audit.keys import KeyRing
-
-            KeyRing.load_or_create(path, settings.key_name)
-    try:
-        ring = load_store_keyring(settings, lambda: _latest_checkpoint_key(settings))
-    except KeyRingElsewhere as exc:
-        fail(str(exc), EXIT_USAGE)
-    except FileNotFoundError as exc:  # the prod profile creates none
-        fail(str(exc), 1)
+    with open_store(store) as (opened, settings):
+        _require_keys_dir(settings)
+        if rotate:
+            if keyring_path(settings).exists():
+                load_keyring(settings).rotate(settings.key_name)
+            else:
+                KeyRing.load_or_create(keyring_path(settings), settings.key_name)
+        try:
+            ring = Transparency(opened, settings).keyring()
+        except FileNotFoundError as exc:  # signed elsewhere, or the prod profile (which creates none)
+            fail(str(exc), EXIT_USAGE)
     if all_keys:
         for text in ring.verifier_key_texts():
             typer.echo(text)
@@ -434,15 +434,17 @@ def key(
 @app.command()
 def prove(
     index: int = typer.Argument(..., help="0-based log index"),
-    size: Optional[int] = typer.Option(None, "--size", help="Tree size (default: the current log size)"),
+    size: Optional[int] = typer.Option(
+        None, "--size", help="Tree size (default: the latest checkpoint's when it covers INDEX, else the log size)"),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """RFC 9162 inclusion proof of one log entry, JSON."""
+    """RFC 9162 inclusion proof of one log entry, JSON (against the latest checkpoint by default)."""
     from jejak.transparency import ProofRequestError, Transparency
 
     with open_ledger(store) as ledger:
+        transparency = Transparency(ledger.store, ledger.settings)
         try:
-            proof = Transparency(ledger.store, ledger.settings).prove(index, size)
+            proof = transparency.prove(index, size if size is not None else transparency.checkpoint_size_covering(index))
         except ProofRequestError as exc:
             fail(str(exc))
     typer.echo(json.dumps(proof))
@@ -611,17 +613,24 @@ def audit_verify_export(
 
     note = _read_text(checkpoint_file, "checkpoint")
     keys = _read_keys(key_file)
+    uncovered = [0]
     try:
         with open(export_file, "rb") as lines:
             cp = verify_export(
-                lines, note, keys, leaf_check=lambda leaf, entry: leaf_matches_fact(leaf, entry.get("fact"))
+                lines, note, keys, leaf_check=lambda leaf, entry: leaf_matches_fact(leaf, entry.get("fact")),
+                on_uncovered=lambda n: uncovered.__setitem__(0, n),
             )
     except OSError as exc:
         fail(f"cannot read export {export_file}: {exc.strerror}")
     except VerificationError as exc:
         typer.echo(json.dumps({"intact": False, "index": exc.index, "error": str(exc)}))
         raise typer.Exit(EXIT_TAMPERED)
-    typer.echo(json.dumps({"intact": True, "origin": cp.origin, "size": cp.size, "root": cp.root.hex()}))
+    if uncovered[0]:
+        typer.echo(f"jejak: the export has {uncovered[0]} more entries (indexes {cp.size} to "
+                   f"{cp.size + uncovered[0] - 1}) than the checkpoint covers: they were not checked; "
+                   "verify them against a newer checkpoint", err=True)
+    typer.echo(json.dumps({"intact": True, "origin": cp.origin, "size": cp.size, "root": cp.root.hex(),
+                           "not_covered": uncovered[0]}))
 
 
 @audit_app.command("verify-proof")
@@ -682,6 +691,26 @@ def generate(
     write_files(families=families, seed=seed, out_path=out, plant=plant, expected_path=expected)
 
 
+# -------------------------------------------------------------------- secrets
+
+secrets_app = typer.Typer(no_args_is_help=True, help="Secrets of a deployment (master secrets, checkpoint keys).")
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("init")
+def secrets_init(
+    directory: Path = typer.Option(..., "--dir", help="Directory to hold the secrets (e.g. ./secrets for compose)"),
+) -> None:
+    """Create pseudonym.key, kek.key and checkpoint-keys.json (mode 0600); existing files are kept."""
+    from jejak.secrets import init_secrets_dir
+
+    try:
+        done = init_secrets_dir(directory, settings_for(None).key_name)
+    except OSError as exc:
+        fail(f"cannot create secrets in {directory}: {exc.strerror or exc}")
+    typer.echo(json.dumps({"dir": str(directory), **done}))
+
+
 # ----------------------------------------------------------------- http api
 
 token_app = typer.Typer(no_args_is_help=True, help="API bearer tokens (only their SHA-256 is stored).")
@@ -701,6 +730,8 @@ def serve(
 
     from jejak.api.app import create_app
 
+    with open_ledger(store):  # a missing store or keys directory is told here (exit 2), not created
+        pass
     settings = settings_for(store)
     # No uvicorn access log: request lines carry KK/NIK numbers in /v1 paths. Who
     # asked for whose data is recorded in the chained access log instead.

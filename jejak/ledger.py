@@ -95,11 +95,21 @@ class Ledger:
         self._reveal_cache: dict[str, str | None] = {}
 
     @classmethod
-    def open(cls, settings: Settings | None = None) -> "Ledger":
+    def open(cls, settings: Settings | None = None, *, create: bool = True) -> "Ledger":
+        """Open the ledger; `create=False` (every command but `ingest` and `init`)
+        creates neither store nor keys: a missing one raises StoreMissing / SecretsError."""
         settings = settings or Settings()
-        check_store_location(settings.store)  # a mistyped store path is told, not created with its keys
-        secrets = load_master_secrets(settings)  # before the store: nothing is created without the keys
-        store = Store.open(settings.store)
+        if create:
+            check_store_location(settings.store)  # a mistyped store path is told, not created with its keys
+            secrets = load_master_secrets(settings)  # before the store: nothing is created without the keys
+            store = Store.open(settings.store)
+        else:
+            store = Store.open(settings.store, must_exist=True)
+            try:
+                secrets = load_master_secrets(settings, create=False)
+            except BaseException:
+                store.close()
+                raise
         tokenizer, sealer = Tokenizer(secrets.pseudonym_key), Sealer(secrets.kek)
         for key, value in (("pseudonym_key", tokenizer.fingerprint()), ("kek", sealer.fingerprint())):
             stored = store.set_meta_once(f"fingerprint.{key}", value)

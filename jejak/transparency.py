@@ -139,6 +139,13 @@ class Transparency:
                 return None
             before = rows[-1]["seq"]
 
+    def checkpoint_size_covering(self, index: int) -> int | None:
+        """The latest checkpoint's size when it covers `index`, else None: the
+        default tree size of a proof, so that it matches the published checkpoint
+        (access records and new facts grow the log after it)."""
+        last = self.latest_checkpoint()
+        return last.size if last is not None and 0 <= index < last.size else None
+
     def keyring(self) -> KeyRing:
         """The checkpoint key ring (see `load_store_keyring`)."""
         return load_store_keyring(self.settings, lambda: getattr(self.latest_checkpoint(), "key_id", None))

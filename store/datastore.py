@@ -18,6 +18,27 @@ class StoreError(RuntimeError):
     pass
 
 
+class StoreMissing(StoreError):
+    """No jejak store where one was named: only `ingest` and `init` create one."""
+
+    def __init__(self, url: StoreURL, what: str) -> None:
+        super().__init__(
+            f"no jejak store at {url.path if url.kind == 'sqlite' else url.describe()} ({what}): "
+            "check --store / JEJAK_STORE, or create it with `jejak ingest FILE` or `jejak init`")
+
+
+def _sqlite_has_log(path: str) -> bool:
+    """Whether an SQLite file holds jejak's log table (read-only: creates nothing)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jejak_log'"
+                                ).fetchone() is not None
+    except sqlite3.DatabaseError:
+        return False
+
+
 def check_store_location(store: str) -> StoreURL:
     """The parsed store URL, if an SQLite store's directory exists (nothing is created here)."""
     url = parse_store_url(store)
@@ -28,16 +49,18 @@ def check_store_location(store: str) -> StoreURL:
     return url
 
 
-def _probe_postgres(url: StoreURL) -> None:
+def _probe_postgres(url: StoreURL) -> bool:
     """Connect once, so that a wrong host, port, user or database is told at
-    once in the server's words (the library's pool would only time out)."""
+    once in the server's words (the library's pool would only time out);
+    returns whether the database holds jejak's log table."""
     import psycopg
 
     try:
-        psycopg.connect(
+        with psycopg.connect(
             dbname=url.dbname, host=url.host, port=url.port, user=url.user, password=url.password or None,
-            connect_timeout=10,
-        ).close()
+            connect_timeout=10, autocommit=True,
+        ) as conn:
+            return bool(conn.execute("SELECT to_regclass('jejak_log') IS NOT NULL").fetchone()[0])
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         fix = (f"create it first, e.g. `createdb {url.dbname}`" if f'database "{url.dbname}" does not exist' in reason
@@ -58,13 +81,22 @@ class Store:
         return self.url.kind == "postgresql"
 
     @classmethod
-    def open(cls, store: str, *, create: bool = True) -> "Store":
+    def open(cls, store: str, *, create: bool = True, must_exist: bool = False) -> "Store":
+        """Open a store (`create`: its tables, when missing). With `must_exist`, a
+        store that does not exist yet (no file, or no jejak tables in the file or
+        database) raises StoreMissing and nothing is created."""
         url = check_store_location(store)
+        if url.kind == "sqlite" and must_exist and url.path != ":memory:":
+            if not Path(url.path).is_file():
+                raise StoreMissing(url, "no such file")
+            if not _sqlite_has_log(url.path):
+                raise StoreMissing(url, "the file holds no jejak tables")
         if url.kind == "sqlite":
             datastore: Any = SQLiteDatastore(url.path, lock_timeout=30)
             recorder: LogAppender = ChainedSQLiteRecorder(datastore)
         else:
-            _probe_postgres(url)
+            if not _probe_postgres(url) and must_exist:
+                raise StoreMissing(url, "the database holds no jejak tables")
             datastore = PostgresDatastore(
                 url.dbname, url.host, url.port, url.user, url.password,
                 pool_size=2, max_overflow=4, connect_timeout=10,
@@ -74,7 +106,7 @@ class Store:
             )
             recorder = ChainedPostgresRecorder(datastore)
         self = cls(url, recorder, datastore)
-        if create:
+        if create:  # also the tables a newer jejak added to an existing store
             try:
                 with self.schema_lock():
                     recorder.create_table()  # type: ignore[attr-defined]

@@ -108,3 +108,16 @@ def test_huge_and_odd_headers(deployment) -> None:
         assert r.status_code == 401
         r = c.get("/v1/balances", params={"reason": "audit"}, headers={"Authorization": b"Bearer jjk_\xc3\xa9\xff"})
         assert r.status_code == 401
+
+
+
+def test_an_inclusion_proof_beyond_the_checkpoint_is_against_the_log_size(public, inspector, deployment) -> None:
+    """The default size is the latest checkpoint's only when it covers the index."""
+    kk = deployment.facts_of_type("disbursement.ordered")[0]["kk"]
+    assert inspector.get(f"/v1/families/{kk}/trail", params={"reason": "audit"}).status_code == 200  # grows the log
+    checkpoint = public.get("/public/v1/checkpoint").json()["size"]
+    inside = public.get("/public/v1/proofs/inclusion", params={"index": 0})
+    assert inside.status_code == 200 and inside.json()["size"] == checkpoint
+    beyond = public.get("/public/v1/proofs/inclusion", params={"index": checkpoint})
+    assert beyond.status_code == 200, beyond.text
+    assert beyond.json()["size"] > checkpoint

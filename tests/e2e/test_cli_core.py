@@ -317,6 +317,7 @@ def test_balances_past_64_bits_print_exactly(store_url: str, tmp_path: Path) -> 
 
 
 def test_prove_on_an_empty_log_says_so(tmp_path: Path) -> None:
+    assert cli(tmp_path, "init", store=str(tmp_path / "empty.db")).returncode == 0
     r = cli(tmp_path, "prove", "0", store=str(tmp_path / "empty.db"))
     assert r.returncode == 2
     assert b"the log is empty" in r.stderr and b"Traceback" not in r.stderr, r.stderr
@@ -354,7 +355,7 @@ def test_a_missing_postgresql_database_is_named_at_once(pg_server: str, tmp_path
     assert r.returncode == 2, r.stderr
     assert b'database "jejak_no_such_db" does not exist' in r.stderr and b"createdb jejak_no_such_db" in r.stderr
     r = cli(tmp_path, "balances", store=missing)
-    assert r.returncode == 1 and b"does not exist" in r.stderr and b"Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2 and b"does not exist" in r.stderr and b"Traceback" not in r.stderr, r.stderr
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     unused_port = closed.getsockname()[1]

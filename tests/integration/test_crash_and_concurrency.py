@@ -206,7 +206,7 @@ def _run_two(tmp_path: Path, store: str, first: Path, second: Path) -> list[dict
 
 def _prime(tmp_path: Path, store: str) -> None:
     """Create the store's tables, read models and secrets once (first use is tested separately)."""
-    res = run(tmp_path, "--store", store, "balances")
+    res = run(tmp_path, "--store", store, "init")
     assert res.returncode == 0, res.stderr.decode()
 
 

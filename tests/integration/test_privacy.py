@@ -281,7 +281,8 @@ def test_prod_profile_without_keys(tmp_path: Path) -> None:
     empty = tmp_path / "empty-keys"
     empty.mkdir()
     db = tmp_path / "prod.db"
-    res = jejak(tmp_path, empty, "--store", str(db), "balances", env=cli_env(empty, JEJAK_PROFILE="prod"))
+    res = jejak(tmp_path, empty, "--store", str(db), "ingest", "-", stdin=orjson.dumps(SMALL[0]),
+                env=cli_env(empty, JEJAK_PROFILE="prod"))
     err = res.stderr.decode()
     assert res.returncode == 1, err
     assert "JEJAK_PSEUDONYM_KEY" in err and "Traceback" not in err, err
