@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .errors import MalformedKey
 from .note import Signer, Verifier
 
 __all__ = ["KEY_FILE_NAME", "KeyRing", "write_new_file", "replace_file"]
@@ -91,7 +92,7 @@ class KeyRing:
             entries = json.loads(p.read_text("utf-8"))["keys"]
             signers = [Signer.from_key_text(e["skey"]) for e in entries]
             created = [str(e.get("created", "")) for e in entries]
-        except (ValueError, KeyError, TypeError) as e:  # never echo file content
+        except (ValueError, KeyError, TypeError, MalformedKey) as e:  # never echo file content
             raise ValueError(f"key file {p} is malformed ({type(e).__name__})") from None
         if not signers:
             raise ValueError(f"key file {p} holds no keys")

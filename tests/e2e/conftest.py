@@ -8,6 +8,7 @@ port in a background thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -99,6 +100,15 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, generated) -> Iterator[Deployment]:
+    facts_path, facts, expected = generated
+    with serve(request, tmp_path_factory, facts_path, facts, expected) as dep:
+        yield dep
+
+
+@contextlib.contextmanager
+def serve(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, facts_path: Path,
+          facts: list[dict[str, Any]], expected: list[dict[str, Any]]) -> Iterator[Deployment]:
+    """`facts_path` ingested into a fresh store of the backend `request.param`, checkpointed, served."""
     from jejak.api.app import create_app
     from jejak.api.tokens import create_token
     from jejak.ledger import Ledger
@@ -106,7 +116,6 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     from jejak.settings import Settings
     from jejak.transparency import Transparency
 
-    facts_path, facts, expected = generated
     base = tmp_path_factory.mktemp(f"api-{request.param}")
     dbname = None
     if request.param == "sqlite":

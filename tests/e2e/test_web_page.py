@@ -59,12 +59,15 @@ def test_public_page(browser, deployment: Deployment, inspector) -> None:
         assert page.locator("#anomalies tbody tr").count() == 14
         cp = inspector.get("/public/v1/checkpoint").json()
         assert page.locator("#cp-root").inner_text() == cp["root_hex"]
-        # chart for one kecamatan
+        # chart for one kecamatan: the bars become that kecamatan's published sums
+        assert chart_values(page) == published_sums(inspector, "kota", None)
         region = page.eval_on_selector("#region", "s => s.options.length > 1 ? s.options[1].value : ''")
-        if region:
-            page.select_option("#region", region)
-            page.wait_for_timeout(300)
-            assert page.locator("#chart rect.bar").count() > 0
+        assert region, "the page offers a kecamatan to select"
+        want = published_sums(inspector, "kecamatan", region)
+        assert want and want != chart_values(page), "selecting the kecamatan must change the chart"
+        page.select_option("#region", region)
+        page.wait_for_function(CHART_IS, arg=json.dumps(sorted(want.items()), separators=(",", ":")), timeout=10000)
+        assert chart_values(page) == want
 
         # a real receipt turns green
         order = next(f for f in deployment.facts if f["type"] == "disbursement.ordered")
@@ -112,6 +115,27 @@ def test_public_page(browser, deployment: Deployment, inspector) -> None:
         assert not outside, f"the page fetched from elsewhere: {outside}"
     finally:
         context.close()
+
+
+CHART_VALUES = """() => [...document.querySelectorAll('#chart rect.bar')]
+    .map(r => [r.dataset.period + '|' + r.dataset.kind, Number(r.dataset.value)])"""
+CHART_IS = f"want => JSON.stringify(({CHART_VALUES})().sort()) === want"
+
+
+def chart_values(page) -> dict[str, int]:
+    return dict(page.evaluate(CHART_VALUES))
+
+
+def published_sums(client, level: str, region: str | None) -> dict[str, int]:
+    """What the chart must show: per period and amount kind, the sum over the published cells."""
+    params = {"level": level, "limit": 1000, **({"region": region} if region else {})}
+    sums: dict[str, int] = {}
+    for cell in client.get("/public/v1/aggregates", params=params).json()["items"]:
+        if not cell["suppressed"]:
+            for kind in ("ordered", "credited", "collected", "returned"):
+                key = f"{cell['period']}|{kind}"
+                sums[key] = sums.get(key, 0) + cell["amounts"][kind]
+    return sums
 
 
 def artifacts() -> Path:

@@ -63,7 +63,7 @@ def test_verify_only_ring(tmp_path) -> None:
     note = sign_checkpoint(Checkpoint("jejak.test/log", 1, ROOT), ring.current_signer())
     vonly = KeyRing.from_verifier_keys(["# trusted", "", *ring.verifier_key_texts()])
     assert verify_checkpoint(note, vonly.verifiers()).size == 1
-    with pytest.raises(LookupError):
+    with pytest.raises(LookupError, match="verifier keys only"):
         vonly.current_signer()
 
 
@@ -76,15 +76,29 @@ def test_secret_not_in_repr(tmp_path) -> None:
 def test_refuses_group_readable_file(tmp_path) -> None:
     KeyRing.load_or_create(tmp_path, "jejak.test/log")
     os.chmod(tmp_path / KEY_FILE_NAME, 0o644)
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionError, match="chmod 600"):
         KeyRing.load(tmp_path)
 
 
-def test_malformed_file_error_does_not_echo_content(tmp_path) -> None:
+SECRET_SEED = "c2VjcmV0LXNlZWQtdGhhdC1tdXN0LW5ldmVyLWJlLWVjaG9lZA"  # base64 of a would-be secret
+
+
+@pytest.mark.parametrize("content", [
+    b'{"keys": [{"skey": "PRIVATE+KEY+x+00000000+SECRETSECRET"}]}',  # a key text that does not parse
+    b'{"keys": [{"skey": "PRIVATE+KEY+jejak.test/log+00000000+' + SECRET_SEED.encode() + b'"}]}',  # wrong length
+    b'{"keys": [{"skey": "SECRETSECRET"}]}',  # not a signer key at all
+    b'{"keys": [{"nokey": "SECRETSECRET"}]}',
+    b'{"keys": "SECRETSECRET"}',
+    b'SECRETSECRET',
+])
+def test_malformed_file_error_does_not_echo_content(tmp_path, content: bytes) -> None:
     path = tmp_path / "keys.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, b'{"keys": [{"skey": "PRIVATE+KEY+x+00000000+SECRETSECRET"}]}')
+    os.write(fd, content)
     os.close(fd)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ValueError) as info:  # KeyRing.load's own message, not a parser's
         KeyRing.load(path)
-    assert "SECRET" not in str(info.value)
+    message = str(info.value)
+    assert type(info.value) is ValueError and message.startswith(f"key file {path} is malformed ("), message
+    assert "SECRET" not in message and SECRET_SEED not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__, "the parser's error (and its text) is dropped"

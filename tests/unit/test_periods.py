@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from jejak.domain.periods import Period, parse_month, parse_period
@@ -25,8 +27,9 @@ def test_range_same_month():
 
 def test_period_is_frozen():
     p = parse_period("2024-01")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         p.text = "x"
+    assert p.text == "2024-01"
 
 
 @pytest.mark.parametrize("bad", [

@@ -3,15 +3,16 @@ events rows, and travelling to a worker process by pickle."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import pickle
+import struct
+import uuid
 
 import orjson
 
 from jejak.generate import generate
 from jejak.preparer import FactPreparer
-from jejak.store.recorders import ChainedPostgresRecorder, encode_binary_events, pg_binary_events
+from jejak.store.recorders import ChainedPostgresRecorder, encode_binary_events
 from jejak.store.vault import Sealer, Tokenizer
 
 
@@ -54,10 +55,39 @@ def test_a_pickled_preparer_prepares_the_same_rows_and_forgets_what_it_sealed() 
     assert original.prepare(batch).rows.sealed == {}
 
 
-def test_events_encoded_ahead_are_what_the_recorder_would_encode() -> None:
+def decode_pg_binary_copy(data: bytes) -> list[tuple[bytes, ...]]:
+    """PostgreSQL's binary COPY format, read independently of the encoder
+    (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4):
+    signature, flags, extension length, then per tuple a field count and
+    length-prefixed fields, then -1."""
+    assert data[:11] == b"PGCOPY\n\xff\r\n\x00"
+    flags, ext = struct.unpack_from(">ii", data, 11)
+    assert flags == 0 and ext == 0
+    pos, tuples = 19, []
+    while True:
+        (count,) = struct.unpack_from(">h", data, pos)
+        pos += 2
+        if count == -1:
+            assert pos == len(data), "nothing after the trailer"
+            return tuples
+        fields = []
+        for _ in range(count):
+            (length,) = struct.unpack_from(">i", data, pos)
+            fields.append(data[pos + 4:pos + 4 + length])
+            pos += 4 + length
+        tuples.append(tuple(fields))
+
+
+def test_events_encoded_ahead_decode_to_the_events_rows() -> None:
+    """The events table's rows (uuid originator id, version 1, topic, state = the
+    leaf) as PostgreSQL reads binary COPY: checked by decoding, not by calling
+    the encoder's own helper again."""
     rows = FactPreparer(Tokenizer(b"k" * 32), events_encoder=encode_binary_events).prepare(_batches(40)[0]).rows
     assert len(rows) > ChainedPostgresRecorder.SMALL_INSERT_ROWS
-    assert rows.encoded_events == pg_binary_events(zip(rows.oids, itertools.repeat(1), rows.topics, rows.leaves))
+    decoded = decode_pg_binary_copy(rows.encoded_events)
+    assert decoded == [(uuid.UUID(oid).bytes, struct.pack(">q", 1), topic.encode(), leaf)
+                       for oid, topic, leaf in zip(rows.oids, rows.topics, rows.leaves)]
+    assert len(decoded) == len(rows) and all(leaf.startswith(b'{"derived"') for *_, leaf in decoded)
     small = FactPreparer(Tokenizer(b"k" * 32), events_encoder=encode_binary_events).prepare(_batches(5)[0]).rows
     assert small.encoded_events is None  # a few rows go in one INSERT instead
 
