@@ -12,10 +12,11 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from jejak.api.access import AccessLog, ensure_access_table
+from jejak.api.access import Access, AccessIndex, AccessLog
 from jejak.api.errors import ApiError
 from jejak.api.receipts import ReceiptCodes, receipt_key
-from jejak.api.tokens import Principal, authenticate, ensure_token_table
+from jejak.api.roles import INSPECTOR as INSPECTOR_ROLE, RECONCILER
+from jejak.api.tokens import Principal, TokenRefused, authenticate, ensure_token_table
 from jejak.ledger import Ledger
 from jejak.reports import Reports
 from jejak.settings import Settings
@@ -40,8 +41,8 @@ class ApiState:
             self.transparency = Transparency(self.store, settings)
             self.receipts = ReceiptCodes(receipt_key(self.ledger.tokenizer))
             ensure_token_table(self.store)
-            ensure_access_table(self.store)
             self.access_log = AccessLog(self.ledger)
+            self.access_index = AccessIndex(self.store)
             self.reports.projector.ensure_tables()
         except Exception:
             self.ledger.close()
@@ -211,7 +212,10 @@ def current_principal(
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise ApiError(401, "a bearer token is required (Authorization: Bearer <token>)", headers=challenge)
-    principal = authenticate(state.store, credentials.credentials)
+    try:
+        principal = authenticate(state.store, credentials.credentials)
+    except TokenRefused as exc:
+        raise ApiError(401, str(exc), headers=challenge) from None
     if principal is None:
         raise ApiError(401, "the bearer token is unknown or revoked", headers=challenge)
     return principal
@@ -229,15 +233,24 @@ def require(*roles: str) -> Callable[..., Principal]:
 #: 16 digits, of any script, even split by spaces or punctuation: what a NIK or KK looks like when typed.
 DIGITS16 = re.compile(r"\d(?:[\s\-./_,:;]*\d){15}")
 
-INSPECTOR = ("inspector",)
-ANY_ROLE = ("inspector", "reconciler")
+INSPECTOR = (INSPECTOR_ROLE,)
+ANY_ROLE = (INSPECTOR_ROLE, RECONCILER)
+
+#: Fields of a protected fact that hold a family or person token (`subject`: whom a `jejak.*` fact is about).
+SUBJECT_FIELDS = ("kk", "nik", "subject")
+
+
+def subjects_of(protected: dict[str, Any]) -> list[str]:
+    """The family and person tokens a protected fact names."""
+    return [v for name in SUBJECT_FIELDS if isinstance(v := protected.get(name), str) and v.startswith("tk1_")]
 
 
 def audit_access(request: Request, state: ApiState, principal: Principal,
                  subject_tokens: str | None | Sequence[str | None], reason: str) -> None:
     """Record who looked at whom and why (the route template, never the URL):
-    one access per person or family the answer names, so that asking "who
-    looked at this NIK" finds a read that also named the family."""
+    one access per person or family the answer reveals (every one on a page,
+    and the ones a filter names), all in one transaction, so that asking "who
+    looked at this NIK" finds every read that showed it."""
     route = request.scope.get("route")
     path = re.sub(r":\w+\}", "}", getattr(route, "path", None) or "?")
     reason = reason.strip()
@@ -247,7 +260,5 @@ def audit_access(request: Request, state: ApiState, principal: Principal,
     if subject_tokens is None or isinstance(subject_tokens, str):
         subject_tokens = [subject_tokens]
     subjects = list(dict.fromkeys(t for t in subject_tokens if t)) or [None]
-    for subject in subjects:
-        state.access_log.record(
-            token_name=principal.name, role=principal.role, subject_token=subject, reason=reason, path=path,
-        )
+    state.access_log.record_many([Access(principal.name, principal.role, subject, reason, path)
+                                  for subject in subjects])
