@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -29,6 +30,27 @@ PUBLIC_LAG_S = 0.1
 RESPONSE_CACHE_SIZE = 2048
 
 
+class TokenRate:
+    """Per-token request limit of the inspector API (a moving window, in this process's memory)."""
+
+    def __init__(self, rate: str) -> None:
+        from limits import parse
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.item = parse(rate)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def check(self, token_name: str) -> None:
+        """Count one request; 429 with Retry-After when the token is over its rate."""
+        if self.limiter.hit(self.item, "token", token_name):
+            return
+        reset_at, _remaining = self.limiter.get_window_stats(self.item, "token", token_name)
+        wait = max(1, math.ceil(reset_at - time.time()))
+        raise ApiError(429, f"too many requests for this token (limit {self.item}); retry in {wait} s",
+                       headers={"Retry-After": str(wait)})
+
+
 class ApiState:
     """Everything the routers share; opened on startup, closed on shutdown."""
 
@@ -47,6 +69,9 @@ class ApiState:
         except Exception:
             self.ledger.close()
             raise
+        self.rate = TokenRate(settings.api_rate_limit)
+        #: monotonic time until which the store is taken as unreachable (see errors.install_error_handlers)
+        self.store_down_until = 0.0
         self._catch_up_lock = threading.Lock()
         self._seen_size = -1
         self._last_refresh: tuple[float, tuple[int, int, int | None]] | None = None
@@ -184,6 +209,10 @@ async def get_state(request: Request) -> ApiState:
     state = getattr(request.app.state, "api", None)
     if state is None:
         raise ApiError(503, "the ledger is not open yet", "unavailable")
+    wait = state.store_down_until - time.monotonic()
+    if wait > 0:
+        raise ApiError(503, "the store is unreachable for the moment; retry later", "unavailable",
+                       headers={"Retry-After": str(math.ceil(wait))})
     return state
 
 
@@ -218,6 +247,7 @@ def current_principal(
         raise ApiError(401, str(exc), headers=challenge) from None
     if principal is None:
         raise ApiError(401, "the bearer token is unknown or revoked", headers=challenge)
+    state.rate.check(principal.name)
     return principal
 
 
