@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any, Iterable, Optional
 
 from jejak.api.deps import ApiState
+from jejak.api.roles import fact_channel
 from jejak.domain.periods import parse_period
 from jejak.projections.engine import RULES, evaluate_anomalies
 from jejak.projections.readmodels import load_fact_rows
@@ -96,6 +97,33 @@ def tokens_of(anomaly: dict[str, Any], view: FactView) -> set[str]:
         if isinstance(ref, str) and ref in view.orders:
             tokens.update(v for k in ("kk", "nik") if isinstance(v := view.orders[ref].get(k), str))
     return tokens
+
+
+def anomaly_channel(anomaly: dict[str, Any], view: FactView) -> Optional[str]:
+    """The payment channel an anomaly is about: its order's, else its primary fact's (a ghost
+    settlement's own); None when it concerns no payment of a known channel."""
+    order = order_of(anomaly, view)
+    if order is not None:
+        return fact_channel(order, view.orders)
+    primary = view.by_id.get(anomaly["primary"])
+    return None if primary is None else fact_channel(primary, view.orders)
+
+
+def channel_balances(view: FactView, channel: str, kk_token: Optional[str] = None) -> list[dict[str, Any]]:
+    """SPEC §3 balances counting only the orders paid through `channel` (a reconciler's view)."""
+    money = money_by_order(view)
+    sums: dict[tuple[str, str], list[int]] = {}
+    for oid, order in view.orders.items():
+        if order.get("channel") != channel or kk_token is not None and order["kk"] != kk_token:
+            continue
+        s = sums.setdefault((order["kk"], order["program"]), [0, 0, 0, 0])
+        credited, collected, returned = money.get(oid, (0, 0, 0))
+        s[0] += order["amount"]
+        s[1] += credited
+        s[2] += collected
+        s[3] += returned
+    return [{"kk": kk, "program": program, "ordered": o, "credited": c, "picked_up": p, "returned": r,
+             "outstanding": c - p - r} for (kk, program), (o, c, p, r) in sums.items()]
 
 
 def period_key(text: str | None) -> tuple:

@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # FastAPIOffline serves the /docs assets from the package itself: the
     # machines that run jejak have no route to a CDN.
     app = FastAPIOffline(title="jejak", version="1", description=DESCRIPTION, lifespan=lifespan)
-    install_error_handlers(app)
+    install_error_handlers(app, settings.api_retry_after)
     app.add_middleware(PublicReadOnly)
     for module in (health, checkpoints, proofs, aggregates, web):
         app.include_router(module.router)

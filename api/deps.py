@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -12,10 +13,11 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from jejak.api.access import AccessLog, ensure_access_table
+from jejak.api.access import Access, AccessIndex, AccessLog
 from jejak.api.errors import ApiError
 from jejak.api.receipts import ReceiptCodes, receipt_key
-from jejak.api.tokens import Principal, authenticate, ensure_token_table
+from jejak.api.roles import INSPECTOR as INSPECTOR_ROLE, RECONCILER
+from jejak.api.tokens import Principal, TokenRefused, authenticate, ensure_token_table
 from jejak.ledger import Ledger
 from jejak.reports import Reports
 from jejak.settings import Settings
@@ -27,6 +29,27 @@ from jejak.witnessing import load_policy
 PUBLIC_LAG_S = 0.1
 #: Public answers kept per data version (aggregates: levels x programs x periods x pages).
 RESPONSE_CACHE_SIZE = 2048
+
+
+class TokenRate:
+    """Per-token request limit of the inspector API (a moving window, in this process's memory)."""
+
+    def __init__(self, rate: str) -> None:
+        from limits import parse
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.item = parse(rate)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def check(self, token_name: str) -> None:
+        """Count one request; 429 with Retry-After when the token is over its rate."""
+        if self.limiter.hit(self.item, "token", token_name):
+            return
+        reset_at, _remaining = self.limiter.get_window_stats(self.item, "token", token_name)
+        wait = max(1, math.ceil(reset_at - time.time()))
+        raise ApiError(429, f"too many requests for this token (limit {self.item}); retry in {wait} s",
+                       headers={"Retry-After": str(wait)})
 
 
 class ApiState:
@@ -42,12 +65,15 @@ class ApiState:
             self.policy = None if settings.witness_policy is None else load_policy(settings.witness_policy)
             self.receipts = ReceiptCodes(receipt_key(self.ledger.tokenizer))
             ensure_token_table(self.store)
-            ensure_access_table(self.store)
             self.access_log = AccessLog(self.ledger)
+            self.access_index = AccessIndex(self.store)
             self.reports.projector.ensure_tables()
         except Exception:
             self.ledger.close()
             raise
+        self.rate = TokenRate(settings.api_rate_limit)
+        #: monotonic time until which the store is taken as unreachable (see errors.install_error_handlers)
+        self.store_down_until = 0.0
         self._catch_up_lock = threading.Lock()
         self._seen_size = -1
         self._last_refresh: tuple[float, tuple[int, int, int | None]] | None = None
@@ -191,6 +217,10 @@ async def get_state(request: Request) -> ApiState:
     state = getattr(request.app.state, "api", None)
     if state is None:
         raise ApiError(503, "the ledger is not open yet", "unavailable")
+    wait = state.store_down_until - time.monotonic()
+    if wait > 0:
+        raise ApiError(503, "the store is unreachable for the moment; retry later", "unavailable",
+                       headers={"Retry-After": str(math.ceil(wait))})
     return state
 
 
@@ -219,9 +249,13 @@ def current_principal(
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise ApiError(401, "a bearer token is required (Authorization: Bearer <token>)", headers=challenge)
-    principal = authenticate(state.store, credentials.credentials)
+    try:
+        principal = authenticate(state.store, credentials.credentials)
+    except TokenRefused as exc:
+        raise ApiError(401, str(exc), headers=challenge) from None
     if principal is None:
         raise ApiError(401, "the bearer token is unknown or revoked", headers=challenge)
+    state.rate.check(principal.name)
     return principal
 
 
@@ -237,15 +271,24 @@ def require(*roles: str) -> Callable[..., Principal]:
 #: 16 digits, of any script, even split by spaces or punctuation: what a NIK or KK looks like when typed.
 DIGITS16 = re.compile(r"\d(?:[\s\-./_,:;]*\d){15}")
 
-INSPECTOR = ("inspector",)
-ANY_ROLE = ("inspector", "reconciler")
+INSPECTOR = (INSPECTOR_ROLE,)
+ANY_ROLE = (INSPECTOR_ROLE, RECONCILER)
+
+#: Fields of a protected fact that hold a family or person token (`subject`: whom a `jejak.*` fact is about).
+SUBJECT_FIELDS = ("kk", "nik", "subject")
+
+
+def subjects_of(protected: dict[str, Any]) -> list[str]:
+    """The family and person tokens a protected fact names."""
+    return [v for name in SUBJECT_FIELDS if isinstance(v := protected.get(name), str) and v.startswith("tk1_")]
 
 
 def audit_access(request: Request, state: ApiState, principal: Principal,
                  subject_tokens: str | None | Sequence[str | None], reason: str) -> None:
     """Record who looked at whom and why (the route template, never the URL):
-    one access per person or family the answer names, so that asking "who
-    looked at this NIK" finds a read that also named the family."""
+    one access per person or family the answer reveals (every one on a page,
+    and the ones a filter names), all in one transaction, so that asking "who
+    looked at this NIK" finds every read that showed it."""
     route = request.scope.get("route")
     path = re.sub(r":\w+\}", "}", getattr(route, "path", None) or "?")
     reason = reason.strip()
@@ -255,7 +298,5 @@ def audit_access(request: Request, state: ApiState, principal: Principal,
     if subject_tokens is None or isinstance(subject_tokens, str):
         subject_tokens = [subject_tokens]
     subjects = list(dict.fromkeys(t for t in subject_tokens if t)) or [None]
-    for subject in subjects:
-        state.access_log.record(
-            token_name=principal.name, role=principal.role, subject_token=subject, reason=reason, path=path,
-        )
+    state.access_log.record_many([Access(principal.name, principal.role, subject, reason, path)
+                                  for subject in subjects])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -45,7 +46,35 @@ def _where(loc: tuple[Any, ...]) -> str:
     return f"{kind} '{rest}'" if rest else kind
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def store_unavailable(retry_after: int) -> JSONResponse:
+    return error_response(503, "unavailable", "the store is unreachable for the moment; retry later",
+                          headers={"Retry-After": str(retry_after)})
+
+
+def _store_unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Errors meaning the database cannot be reached right now (restart, failover, pool exhausted)."""
+    import psycopg
+    from eventsourcing import persistence
+
+    return (psycopg.OperationalError, psycopg.InterfaceError, persistence.OperationalError,
+            persistence.InterfaceError, persistence.ConnectionUnavailableError)
+
+
+def install_error_handlers(app: FastAPI, retry_after: int = 5) -> None:
+    unavailable = _store_unavailable_errors()
+
+    async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The class only: a driver message may quote SQL parameters (tokens, ids).
+        log.warning("store unavailable: %s", type(exc).__name__)
+        state = getattr(request.app.state, "api", None)
+        if state is not None:
+            # Until then requests are answered 503 at once instead of each waiting for a connection.
+            state.store_down_until = time.monotonic() + retry_after
+        return store_unavailable(retry_after)
+
+    for cls in unavailable:
+        app.add_exception_handler(cls, _store_unavailable)
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, headers=exc.headers)

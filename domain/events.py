@@ -86,6 +86,10 @@ class PersonalDataAccessed(FactRecorded):
     """An inspector was shown a person's or family's personal data, and why."""
 
 
+class ApiTokenChanged(FactRecorded):
+    """An API token was issued or revoked (its name, role, channel and expiry; never the secret)."""
+
+
 #: SPEC fact type -> event class; `jejak.*` types are jejak's own facts.
 EVENT_TYPES: dict[str, type[FactRecorded]] = {
     "rates.set": RatesSet,
@@ -99,4 +103,5 @@ EVENT_TYPES: dict[str, type[FactRecorded]] = {
     "death.recorded": DeathRecorded,
     "jejak.erasure": SubjectErased,
     "jejak.access": PersonalDataAccessed,
+    "jejak.token": ApiTokenChanged,
 }

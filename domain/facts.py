@@ -69,6 +69,8 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "jejak.erasure": ("subject", "order"),
         # jejak's own fact: an inspector looked at a person's or family's data.
         "jejak.access": ("actor", "role", "subject", "reason", "path"),
+        # jejak's own fact: an API token was issued or revoked (never its secret).
+        "jejak.token": ("action", "name", "role", "channel", "expires"),
     }.items()
 }
 

@@ -748,35 +748,41 @@ def serve(
 @token_app.command("create")
 def token_create(
     role: str = typer.Option(..., "--role", help="inspector or reconciler"),
-    name: str = typer.Option(..., "--name", help="Who holds it (unique; [A-Za-z0-9._-])"),
+    name: str = typer.Option(..., "--name", help="Who holds it (unique for ever; [A-Za-z0-9._-])"),
+    channel: Optional[str] = typer.Option(None, "--channel",
+                                          help="Reconciler only, required: its payment channel (BRI, BNI, MANDIRI, BTN, BSI, POS)"),
+    expires: Optional[str] = typer.Option(None, "--expires",
+                                          help="Expiry: a duration (90d, 12h), a date (valid through it, UTC) or an ISO date-time with offset"),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """Create an API token and print it (the only time it is shown)."""
-    from jejak.api.tokens import TokenError, create_token
+    """Create an API token and print it (the only time it is shown); its issue is recorded in the log."""
+    from jejak.api.tokens import TokenError, create_token, parse_expiry
 
     with open_ledger(store) as ledger:
         try:
-            secret = create_token(ledger.store, name, role)
+            until = None if expires is None else parse_expiry(expires)
+            secret = create_token(ledger, name, role, channel=channel, expires=until)
         except TokenError as exc:
             fail(str(exc))
-    typer.echo(f"jejak: token {name!r} ({role}) created; it is shown only once", err=True)
+    bound = f", channel {channel}" if channel else ""
+    typer.echo(f"jejak: token {name!r} ({role}{bound}) created; it is shown only once", err=True)
     typer.echo(secret)
 
 
 @token_app.command("revoke")
 def token_revoke(name: str = typer.Argument(..., help="Name of the token"), store: Optional[str] = StoreOption) -> None:
-    """Revoke an API token by name."""
+    """Revoke an API token by name (recorded in the log; the name is never issued again)."""
     from jejak.api.tokens import revoke_token
 
     with open_ledger(store) as ledger:
-        if not revoke_token(ledger.store, name):
+        if not revoke_token(ledger, name):
             fail(f"no active token named {name!r}", 1)
     typer.echo(json.dumps({"revoked": name}))
 
 
 @token_app.command("list")
 def token_list(store: Optional[str] = StoreOption) -> None:
-    """List API tokens (names, roles, dates; never the secrets)."""
+    """List API tokens, JSONL: name, role, channel, created, expires, revoked (never the secrets)."""
     from jejak.api.tokens import list_tokens
 
     with open_ledger(store) as ledger:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = "./jejak.db"
@@ -50,6 +50,27 @@ class Settings(BaseSettings):
     #: plans and writes them (0: all in this process). On two cores one was as
     #: fast as two, on either store.
     ingest_workers: int = Field(default=1, ge=0, le=16)
+
+    # HTTP API (`jejak serve`).
+    #: Requests per token to /v1 (a `limits` rate string: `600/minute`, `20/second`); beyond it 429.
+    #: Kept per worker process.
+    api_rate_limit: str = "600/minute"
+    #: Seconds a client is told to wait (`Retry-After`) when the store is unreachable (503).
+    api_retry_after: int = Field(default=5, ge=1, le=3600)
+    #: Seconds between re-derivations of the read models by a running API (0: never);
+    #: a mismatch makes reads of read models answer 503 until it is resolved.
+    read_model_check_interval: float = Field(default=900.0, ge=0)
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("expected a rate such as 600/minute or 20/second") from None
+        return value
 
     def resolved_keys_dir(self) -> Path:
         if self.keys_dir is not None:

@@ -11,6 +11,8 @@ from jejak.api.common import (
     csv_response, page_by_offset, wants_csv,
 )
 from jejak.api.deps import ANY_ROLE, Fresh, audit_access, fresh, require
+from jejak.api.errors import ApiError
+from jejak.api.roles import may_see_rule
 from jejak.api.schemas import AnomaliesOut, AnomalyRow
 from jejak.api.tokens import Principal
 from jejak.projections.engine import RULES
@@ -38,7 +40,11 @@ def anomalies(
     cursor: Cursor = None,
     format: Format = None,
 ):
-    """SPEC §4 anomalies with filters; each with the program, period and region it concerns."""
+    """SPEC §4 anomalies with filters; each with the program, period and region it concerns.
+    A reconciler sees payment anomalies of its own channel only."""
+    if rule and not may_see_rule(who.role, rule):
+        raise ApiError(403, f"role {who.role!r} may not see {rule} anomalies (they concern eligibility, "
+                            "registers, deaths, companions or complaints)")
     state = f.state
     tokenizer = state.ledger.tokenizer
     wanted = set()
@@ -46,11 +52,12 @@ def anomalies(
         wanted.add(tokenizer.token("kk", kk))
     if nik:
         wanted.add(tokenizer.token("nik", nik))
-    audit_access(request, state, who, sorted(wanted), reason)
     view = analytics.fact_view(state, f.version)
     rows = []
     for a in analytics.raw_anomalies(state, f.version, as_of):
-        if rule and a["rule"] != rule:
+        if rule and a["rule"] != rule or not may_see_rule(who.role, a["rule"]):
+            continue
+        if who.channel is not None and analytics.anomaly_channel(a, view) != who.channel:
             continue
         ctx = analytics.context_of(a, view)
         if program and ctx["program"] != program or period and ctx["period"] != period:
@@ -61,6 +68,9 @@ def anomalies(
             continue
         rows.append({**a, **ctx})
     page, nxt = page_by_offset(rows, cursor, limit)
+    # the families and people asked for, and every one the page shows
+    audit_access(request, state, who, sorted(wanted) + sorted({t for a in page for t in analytics.tokens_of(a, view)}),
+                 reason)
     reports = state.reports
     if len(page) > 50:
         state.ledger.preload_reveals()

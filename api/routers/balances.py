@@ -4,6 +4,7 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from jejak.api import analytics
 from jejak.api.common import (
     CSV_OK, KK_PATTERN, PROGRAMS, V1_ERRORS, Cursor, Format, Limit, Reason, csv_response, page_by_offset, wants_csv,
 )
@@ -29,17 +30,27 @@ def balances(
     cursor: Cursor = None,
     format: Format = None,
 ):
-    """Balances per (kk, program) as in SPEC §3, sorted by kk and program."""
-    ledger = f.state.ledger
+    """Balances per (kk, program) as in SPEC §3, sorted by kk and program. A reconciler's count only the
+    orders of its channel (and the settlements, pickups and returns on them)."""
+    state = f.state
+    ledger = state.ledger
     token = ledger.tokenizer.token("kk", kk) if kk else None
-    audit_access(request, f.state, who, token, reason)
-    rows = [r for r in Balances.query(f.state.store, token) if program is None or r["program"] == program]
+    if who.channel is None:
+        rows = Balances.query(state.store, token)
+    else:
+        every = state.cached(("channel_balances", who.channel), f.version,
+                            lambda: analytics.channel_balances(analytics.fact_view(state, f.version), who.channel))
+        rows = [dict(r) for r in every if token is None or r["kk"] == token]
+    rows = [r for r in rows if program is None or r["program"] == program]
     if token is None:
         ledger.preload_reveals()
     for r in rows:
+        r["token"] = r["kk"]
         r["kk"] = ledger.reveal_value(r["kk"])
     rows.sort(key=lambda r: (r["kk"], r["program"]))
     page, nxt = page_by_offset(rows, cursor, limit)
+    # every family the page shows (and the one asked for, shown or not)
+    audit_access(request, state, who, [token, *(r.pop("token") for r in page)], reason)
     if wants_csv(request, format):
         return csv_response(page, COLUMNS, nxt, "balances")
     return BalancesOut(items=[BalanceRow(**r) for r in page], next_cursor=nxt)

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from jejak.api.common import CSV_OK, KK_PATTERN, V1_ERRORS, Cursor, Format, Limit, Reason, csv_response, decode_cursor, encode_cursor, json_bytes_response, wants_csv
-from jejak.api.deps import INSPECTOR, Fresh, audit_access, fresh, require
+from jejak.api.common import CSV_OK, KK_PATTERN, V1_ERRORS, Cursor, Format, Limit, Reason, csv_response, decode, decode_cursor, encode_cursor, json_bytes_response, wants_csv
+from jejak.api.deps import INSPECTOR, Fresh, audit_access, fresh, require, subjects_of
 from jejak.api.schemas import TrailOut
 from jejak.api.tokens import Principal
 from jejak.api.trails import FAMILY, entry_dicts, trail_page
@@ -15,10 +15,13 @@ router = APIRouter(prefix="/v1/families", tags=["inspector: trails"])
 TRAIL_COLUMNS = ["index", "fact_id", "type", "at", "chain", "fact", "proof"]
 
 
-def trail_response(request, f: Fresh, subject: str, kind, token: str, proof: bool, limit: int, cursor, format):
-    """One page of a trail (JSON bytes shaped as TrailOut, or CSV)."""
+def trail_response(request, f: Fresh, who: Principal, reason: str, subject: str, kind, token: str, proof: bool,
+                   limit: int, cursor, format):
+    """One page of a trail (JSON bytes shaped as TrailOut, or CSV), recorded under the subject and
+    every other family and person its facts name."""
     after = decode_cursor(cursor, "i") if cursor else -1
     rows, more = trail_page(f.state, kind, token, after, limit)
+    audit_access(request, f.state, who, [token, *(t for row in rows for t in subjects_of(decode(row[3])))], reason)
     cp = f.checkpoint()
     items = entry_dicts(f.state, rows, with_proof=proof, checkpoint=cp)
     nxt = encode_cursor("i", rows[-1][0]) if more and rows else None
@@ -42,5 +45,4 @@ def family_trail(
 ):
     """Every fact about a family (its own facts and those on its orders), in log order."""
     token = f.state.ledger.tokenizer.token("kk", kk)
-    audit_access(request, f.state, who, token, reason)
-    return trail_response(request, f, "family", FAMILY, token, proof, limit, cursor, format)
+    return trail_response(request, f, who, reason, "family", FAMILY, token, proof, limit, cursor, format)

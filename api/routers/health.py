@@ -18,5 +18,6 @@ def healthz(state: Annotated[ApiState, Depends(get_state)]) -> Health:
         size = state.store.log_size()
         cp = state.latest_checkpoint()
     except Exception as exc:  # noqa: BLE001 - any store failure means not ready
-        raise ApiError(503, f"store unavailable: {type(exc).__name__}") from None
+        raise ApiError(503, f"store unavailable: {type(exc).__name__}",
+                       headers={"Retry-After": str(state.settings.api_retry_after)}) from None
     return Health(status="ok", log_size=size, checkpoint_size=None if cp is None else cp.size)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from jejak.api.common import CSV_OK, KK_PATTERN, V1_ERRORS, Cursor, Format, Limit, Reason
-from jejak.api.deps import INSPECTOR, Fresh, audit_access, fresh, require
+from jejak.api.deps import INSPECTOR, Fresh, fresh, require
 from jejak.api.routers.families import trail_response
 from jejak.api.schemas import TrailOut
 from jejak.api.tokens import Principal
@@ -28,5 +28,4 @@ def person_trail(
 ):
     """Every fact naming a person (and the settlements and returns of orders to them), in log order."""
     token = f.state.ledger.tokenizer.token("nik", nik)
-    audit_access(request, f.state, who, token, reason)
-    return trail_response(request, f, "person", PERSON, token, proof, limit, cursor, format)
+    return trail_response(request, f, who, reason, "person", PERSON, token, proof, limit, cursor, format)

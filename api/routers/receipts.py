@@ -34,10 +34,11 @@ def _load(value: Any) -> dict[str, Any]:
 def issue(
     order_id: OrderId,
     f: Annotated[Fresh, Depends(fresh)],
-    _who: Annotated[Principal, Depends(require(*ANY_ROLE))],
+    who: Annotated[Principal, Depends(require(*ANY_ROLE))],
 ) -> ReceiptIssued:
-    """The receipt code to print on the recipient's payment slip."""
-    if _order_row(f, order_id) is None:
+    """The receipt code to print on the recipient's payment slip (a reconciler: for its channel's orders)."""
+    row = _order_row(f, order_id)
+    if row is None or who.channel is not None and _load(row["body"]).get("channel") != who.channel:
         raise ApiError(404, "no order with this id")
     code = f.state.receipts.code(order_id)
     return ReceiptIssued(order_id=order_id, code=code,

@@ -29,6 +29,8 @@ from tests.conftest import PG_HOST, PG_PORT, PG_USER, _admin_connect
 REPO = Path(__file__).resolve().parents[2]
 FAMILIES = 120  # the generator plants every anomaly rule from 100 families up
 SEED = 7
+#: the payment channel the session's reconciler token is bound to
+RECONCILER_CHANNEL = "BRI"
 
 
 def free_port() -> int:
@@ -135,7 +137,8 @@ def serve(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             assert summary.rejected == 0, summary.rejections[:3]
             Reports(ledger).catch_up()
             cp = Transparency(ledger.store, settings).issue_checkpoint()
-            tokens = {role: create_token(ledger.store, f"e2e-{role}", role) for role in ("inspector", "reconciler")}
+            tokens = {"inspector": create_token(ledger, "e2e-inspector", "inspector"),
+                      "reconciler": create_token(ledger, "e2e-reconciler", "reconciler", channel=RECONCILER_CHANNEL)}
         dep = Deployment(
             backend=request.param, base_url="", store=store, keys_dir=keys_dir, tokens=tokens,
             facts=facts, expected=expected, checkpoint_size=cp.size,

@@ -32,7 +32,7 @@ def test_erasure_by_another_process_hides_the_nik_from_a_running_api(store_url, 
         with facts_path.open("rb") as lines:
             assert ledger.ingest_lines(lines).rejected == 0
         Reports(ledger).catch_up()
-        token = create_token(ledger.store, "erasure-test", "inspector")
+        token = create_token(ledger, "erasure-test", "inspector")
 
     port = free_port()
     with ServerThread(create_app(settings), port), httpx.Client(

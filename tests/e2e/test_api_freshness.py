@@ -26,7 +26,7 @@ def test_new_facts_reach_inspector_at_once_and_public_within_the_lag(store_url, 
     with Ledger.open(settings) as ledger:
         assert ledger.ingest_lines(first).rejected == 0
         Reports(ledger).catch_up()
-        token = create_token(ledger.store, "freshness", "inspector")
+        token = create_token(ledger, "freshness", "inspector")
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

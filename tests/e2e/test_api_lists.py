@@ -29,8 +29,8 @@ def collect(client: httpx.Client, path: str, **params: Any) -> list[dict]:
             return items
 
 
-def test_balances_paginate_to_the_cli_output(deployment: Deployment, reconciler) -> None:
-    paged = collect(reconciler, "/v1/balances", **REASON, limit=7)
+def test_balances_paginate_to_the_cli_output(deployment: Deployment, inspector) -> None:
+    paged = collect(inspector, "/v1/balances", **REASON, limit=7)
     done = deployment.cli("balances", check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     cli = [json.loads(line) for line in done.stdout.splitlines()]
@@ -39,11 +39,11 @@ def test_balances_paginate_to_the_cli_output(deployment: Deployment, reconciler)
     assert len(paged) > 7
 
 
-def test_balances_filters(deployment: Deployment, reconciler) -> None:
+def test_balances_filters(deployment: Deployment, inspector) -> None:
     kk = next(f["kk"] for f in deployment.facts if f["type"] == "disbursement.ordered")
-    rows = reconciler.get("/v1/balances", params={**REASON, "kk": kk}).json()["items"]
+    rows = inspector.get("/v1/balances", params={**REASON, "kk": kk}).json()["items"]
     assert rows and all(r["kk"] == kk for r in rows)
-    pkh = collect(reconciler, "/v1/balances", **REASON, program="PKH", limit=1000)
+    pkh = collect(inspector, "/v1/balances", **REASON, program="PKH", limit=1000)
     assert pkh and all(r["program"] == "PKH" for r in pkh)
 
 

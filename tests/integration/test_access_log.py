@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from jejak.api.access import AccessLog, ensure_access_table, read_access
+from jejak.api.access import AccessIndex, AccessLog
 from jejak.ledger import Ledger
 from jejak.transparency import Transparency
 
@@ -14,7 +14,6 @@ from jejak.transparency import Transparency
 def test_concurrent_access_records_are_grouped_and_all_durable(store_url, make_settings):
     settings = make_settings(store_url)
     with Ledger.open(settings) as ledger:
-        ensure_access_table(ledger.store)
         access = AccessLog(ledger)
         transactions: list[int] = []
         real = ledger.record_internal_many
@@ -46,7 +45,9 @@ def test_concurrent_access_records_are_grouped_and_all_durable(store_url, make_s
         assert len(ids) == len(set(ids)) == 120
         assert sum(transactions) == 120
         assert len(transactions) < 120, "no two requests ever shared a transaction"
-        logged = read_access(ledger.store, after=0, limit=1000)
+        index = AccessIndex(ledger.store)
+        index.update(ledger.store.log_size())
+        logged = index.page(-1, 1000)
         assert sorted(r["log_fact"] for r in logged) == sorted(ids)
         in_log = [e.fact["id"] for e in ledger.read_entries(0, 1000, reveal=False)]
         assert sorted(in_log) == sorted(ids)
@@ -56,7 +57,6 @@ def test_concurrent_access_records_are_grouped_and_all_durable(store_url, make_s
 def test_a_failed_group_fails_every_request_in_it_and_the_next_one_writes(store_url, make_settings):
     settings = make_settings(store_url)
     with Ledger.open(settings) as ledger:
-        ensure_access_table(ledger.store)
         access = AccessLog(ledger)
         real = ledger.record_internal_many
         fail = [True]
@@ -71,4 +71,6 @@ def test_a_failed_group_fails_every_request_in_it_and_the_next_one_writes(store_
         with pytest.raises(RuntimeError, match="went away"):
             access.record(token_name="a", role="inspector", subject_token=None, reason="r", path="/v1/x")
         fid = access.record(token_name="a", role="inspector", subject_token=None, reason="r", path="/v1/x")
-        assert [r["log_fact"] for r in read_access(ledger.store, after=0, limit=10)] == [fid]
+        index = AccessIndex(ledger.store)
+        index.update(ledger.store.log_size())
+        assert [r["log_fact"] for r in index.page(-1, 10)] == [fid]
