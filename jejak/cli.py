@@ -334,6 +334,26 @@ def checkpoint(store: Optional[str] = StoreOption) -> None:
     sys.stdout.write(cp.note)
 
 
+@app.command()
+def tiles(
+    out_dir: Path = typer.Argument(..., help="Directory to write the C2SP tlog-tiles into"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Write the log up to its latest recorded checkpoint as static C2SP tlog-tiles
+    (checkpoint, tile/<L>/<N>, tile/entries/<N>); re-running adds only what is new."""
+    from jejak.audit.errors import VerificationError
+    from jejak.tiles import TilesError, TilesWriter
+
+    with open_store(store) as (opened, settings):
+        try:
+            result = TilesWriter(opened, settings, out_dir).run()
+        except (TilesError, VerificationError) as exc:
+            fail(str(exc), EXIT_TAMPERED)
+        except OSError as exc:
+            fail(f"cannot write tiles under {out_dir}: {exc}", EXIT_USAGE)
+    typer.echo(json.dumps(result.as_dict()))
+
+
 def _latest_checkpoint_key(settings: Settings) -> str | None:
     """The key id of the store's latest checkpoint, if the store exists and has one
     (looked at without creating anything)."""
