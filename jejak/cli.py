@@ -725,6 +725,39 @@ def audit_verify_consistency(
     typer.echo(json.dumps({"consistent": True, "size1": proof["size1"], "size2": proof["size2"]}))
 
 
+@app.command()
+def monitor(
+    tiles_source: str = typer.Option(..., "--tiles", help="The log's tiles: a URL prefix (http[s]://…) or a directory"),
+    log_key: str = typer.Option(..., "--log-key", help="The log's verifier key (vkey string)"),
+    state: Path = typer.Option(..., "--state", help="Directory keeping the last checkpoint seen"),
+    policy_file: Optional[str] = typer.Option(None, "--policy", help="C2SP tlog-policy: require its quorum of cosignatures"),
+    every: Optional[float] = typer.Option(None, "--every", min=0.1, help="Check again every SECONDS (until a problem)"),
+) -> None:
+    """Follow a log through its C2SP tlog-tiles: signature, consistency with the
+    checkpoint seen last time, every new entry. Exit 0 consistent, 1 rewrite, fork
+    or invalid data (both checkpoints printed), 2 could not fetch."""
+    import time
+
+    from jejak.monitor import PROBLEM, Monitor, fetcher_for
+
+    quorum = None if policy_file is None else (lambda note: _check_quorum(policy_file, note))
+    watcher = Monitor(fetcher_for(tiles_source), _log_keys(log_key), state, quorum)
+    while True:
+        result = watcher.check()
+        typer.echo(json.dumps(result.summary(), ensure_ascii=False))
+        if result.problem is not None:
+            typer.echo(f"jejak: {result.problem.kind.upper()}: {result.problem}", err=True)
+            for label, note in (("kept", result.kept_note), ("fetched", result.fetched_note)):
+                if note is not None:
+                    sys.stderr.write(f"--- {label} checkpoint ---\n{note}")
+        elif result.unreachable is not None:
+            typer.echo(f"jejak: could not fetch: {result.unreachable}", err=True)
+        if every is None or result.exit_code == PROBLEM:
+            raise typer.Exit(result.exit_code)
+        sys.stdout.flush()
+        time.sleep(every)
+
+
 # ------------------------------------------------------------------- generate
 
 
