@@ -7,6 +7,7 @@ node indexes [N·256, N·256 + W) of that level, W = 256 when full.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ __all__ = [
     "Tile",
     "tile_index_path",
     "tiles_for_size",
+    "parse_tile_path",
     "level_tiles",
     "encode_bundle",
     "decode_bundle",
@@ -78,6 +80,23 @@ class Tile:
         if self.level != 0:
             raise ValueError("only level-0 tiles have entry bundles")
         return Tile(None, self.n, self.width)
+
+
+_TILE_PATH = re.compile(r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
+
+
+def parse_tile_path(rel: str) -> Tile | None:
+    """The tile a path names (`tile/<L>/<N>[.p/<W>]` or `tile/entries/...`), or None if it names none."""
+    m = _TILE_PATH.fullmatch(rel)
+    if m is None:
+        return None
+    level = None if m[1] == "entries" else int(m[1])
+    parts = m[2].split("/")
+    width = TILE_WIDTH if m[3] is None else int(m[3])
+    if (len(parts) > 1 and parts[0] == "x000") or width > TILE_WIDTH or (m[3] and width == TILE_WIDTH) \
+            or (level is not None and level > MAX_LEVEL):
+        return None  # one path per tile: no leading zero group, a width of 256 is the full tile
+    return Tile(level, int("".join(p.lstrip("x") for p in parts)), width)
 
 
 def level_tiles(size: int, level: int, first_node: int = 0) -> Iterator[Tile]:

@@ -9,7 +9,6 @@ stored Merkle nodes of tree level 8·L. Everything is read a range at a time.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from jejak.audit.checkpoint import Checkpoint
 from jejak.audit.errors import MalformedCheckpoint, MalformedNote, RootMismatch, VerificationError
 from jejak.audit.merkle import leaf_hash, root_at
-from jejak.audit.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, TileHashReader, encode_bundle, level_tiles
+from jejak.audit.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, TileHashReader, encode_bundle, level_tiles, parse_tile_path
 from jejak.settings import Settings
 from jejak.store.datastore import Store
 from jejak.store.recorders import blob
@@ -107,19 +106,6 @@ def _contiguous(rows: list[tuple[int, bytes]], start: int, stop: int, what: str)
 
 # --------------------------------------------------------------------------- DIR
 
-_TILE_FILE = re.compile(r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
-
-
-def _parse_tile_path(rel: str) -> Tile | None:
-    m = _TILE_FILE.fullmatch(rel)
-    if m is None:
-        return None
-    level = None if m[1] == "entries" else int(m[1])
-    n = int("".join(part.lstrip("x") for part in m[2].split("/")))
-    width = TILE_WIDTH if m[3] is None else int(m[3])
-    return Tile(level, n, width) if width <= TILE_WIDTH else None
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     """Write by temp file and rename: a reader sees the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +185,7 @@ class TilesWriter:
                     continue
                 full = Path(dirpath) / name
                 rel = full.relative_to(self.out).as_posix()
-                tile = _parse_tile_path(rel)
+                tile = parse_tile_path(rel)
                 if tile is None:
                     continue
                 end = tile.start + tile.width  # nodes of its level it covers
