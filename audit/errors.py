@@ -21,7 +21,6 @@ __all__ = [
     "MissingNode",
     "MalformedTile",
     "MalformedProof",
-    "QuorumNotMet",
     "show",
 ]
 
@@ -100,7 +99,3 @@ class MalformedTile(VerificationError):
 
 class MalformedProof(VerificationError):
     """A proof file does not follow its format (e.g. C2SP tlog-proof)."""
-
-
-class QuorumNotMet(VerificationError):
-    """The cosignatures of a checkpoint do not satisfy the witness policy."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .note import Signer, Verifier
 
-__all__ = ["KEY_FILE_NAME", "KeyRing"]
+__all__ = ["KEY_FILE_NAME", "KeyRing", "write_new_file", "replace_file"]
 
 KEY_FILE_NAME = "checkpoint-keys.json"
 
@@ -50,6 +50,22 @@ def write_new_file(path: Path, data: bytes) -> None:
         os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace `path` (mode 0600) with `data` atomically: a crash leaves the old
+    content or the new, never a mix (temporary file, fsync, rename, fsync of the directory)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.new")
+    try:
+        write_new_file(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class KeyRing:
@@ -135,12 +151,7 @@ class KeyRing:
 
     def _save(self) -> None:
         assert self.path is not None
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            write_new_file(tmp, self._dump())
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        replace_file(self.path, self._dump())
 
     def __repr__(self) -> str:
         return f"KeyRing(path={self.path!s}, keys={[f'{v.name}+{v.key_id:08x}' for v in self.verifiers()]})"

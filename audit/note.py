@@ -26,6 +26,11 @@ __all__ = [
     "Signature",
     "NoteText",
     "sign_note",
+    "split_note",
+    "parse_signature_line",
+    "split_key_text",
+    "decode_key_fields",
+    "typed_key",
     "open_note",
     "as_verifiers",
 ]
@@ -51,7 +56,8 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
-def _parse_key_fields(name: str, hex_id: str, key64: str) -> tuple[int, bytes]:
+def decode_key_fields(name: str, hex_id: str, key64: str) -> tuple[int, bytes]:
+    """(key id, key material with its leading type byte) of a key's three text fields."""
     if not is_valid_name(name):
         raise MalformedKey(f"invalid key name {name!r}")
     if not _HEX8.fullmatch(hex_id):
@@ -60,9 +66,31 @@ def _parse_key_fields(name: str, hex_id: str, key64: str) -> tuple[int, bytes]:
         key = _b64decode(key64)
     except (binascii.Error, ValueError, UnicodeEncodeError) as e:
         raise MalformedKey(f"key material is not valid base64: {e}") from None
-    if len(key) != 33 or key[0] != ALG_ED25519:
-        raise MalformedKey(f"key material: expected 0x01 ‖ 32 bytes (Ed25519), got {len(key)} bytes")
-    return int(hex_id, 16), key[1:]
+    if not key:
+        raise MalformedKey("key material is empty")
+    return int(hex_id, 16), key
+
+
+def typed_key(key: bytes, alg: int, what: str) -> bytes:
+    """The 32-byte Ed25519 key of `alg ‖ key`, or MalformedKey naming the type found."""
+    if key[0] != alg:
+        raise MalformedKey(f"key type: expected 0x{alg:02x} ({what}), got 0x{key[0]:02x}")
+    if len(key) != 33:
+        raise MalformedKey(f"key material: expected 0x{alg:02x} ‖ 32 bytes (Ed25519), got {len(key)} bytes")
+    return key[1:]
+
+
+def split_key_text(text: str) -> tuple[str, int, bytes]:
+    """(name, key id, key material with its type byte) of a vkey `<name>+<hex id>+<base64>`."""
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3:
+        raise MalformedKey(f"verifier key: expected <name>+<id>+<key>, got {len(parts)} fields")
+    return (parts[0], *decode_key_fields(*parts))
+
+
+def _parse_key_fields(name: str, hex_id: str, key64: str) -> tuple[int, bytes]:
+    kid, key = decode_key_fields(name, hex_id, key64)
+    return kid, typed_key(key, ALG_ED25519, "Ed25519 signed note")
 
 
 class Verifier:
@@ -80,11 +108,8 @@ class Verifier:
 
     @classmethod
     def from_key_text(cls, text: str) -> "Verifier":
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3:
-            raise MalformedKey(f"verifier key: expected <name>+<id>+<key>, got {len(parts)} fields")
-        kid, pub = _parse_key_fields(*parts)
-        v = cls(parts[0], pub)
+        name, kid, key = split_key_text(text)
+        v = cls(name, typed_key(key, ALG_ED25519, "Ed25519 signed note"))
         if v.key_id != kid:
             raise MalformedKey(f"verifier key id: expected {v.key_id:08x}, got {kid:08x}")
         return v
@@ -210,12 +235,9 @@ def as_verifiers(keys: Iterable[Verifier | str] | Verifier | str) -> dict[tuple[
     return out
 
 
-def open_note(note: str | bytes, verifiers: Iterable[Verifier | str] | Verifier | str) -> NoteText:
-    """Parse a signed note and verify it; at least one trusted signature is required.
-
-    Signatures by unknown keys are ignored; a bad signature by a known key raises.
-    """
-    known = as_verifiers(verifiers)
+def split_note(note: str | bytes) -> tuple[str, list[tuple[Signature, bytes]]]:
+    """The text of a signed note (ending in newline) and its signature lines, each
+    as (Signature, raw signature bytes without the key id), nothing verified."""
     if isinstance(note, bytes):
         try:
             note = note.decode("utf-8")
@@ -229,33 +251,46 @@ def open_note(note: str | bytes, verifiers: Iterable[Verifier | str] | Verifier 
     text, block = note[: split + 1], note[split + 2:]
     if not block or not block.endswith("\n"):
         raise MalformedNote("signature block must be non-empty and end with a newline")
+    lines = block[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise MalformedNote(f"too many signatures: expected at most {MAX_SIGNATURES}, got {len(lines)}")
+    return text, [parse_signature_line(line) for line in lines]
+
+
+def parse_signature_line(line: str) -> tuple[Signature, bytes]:
+    """One `— <name> base64(key id ‖ signature)` line (without its newline)."""
+    if not line.startswith(SIG_PREFIX):
+        raise MalformedNote(f"signature line must start with an em dash and space, got {line[:20]!r}")
+    name, _, b64 = line[len(SIG_PREFIX):].partition(" ")
+    try:
+        raw = _b64decode(b64)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raw = b""
+    if not is_valid_name(name) or not b64 or len(raw) < 5:
+        raise MalformedNote(f"malformed signature line for {name!r}")
+    return Signature(name, int.from_bytes(raw[:4], "big"), b64), raw[4:]
+
+
+def open_note(note: str | bytes, verifiers: Iterable[Verifier | str] | Verifier | str) -> NoteText:
+    """Parse a signed note and verify it; at least one trusted signature is required.
+
+    Signatures by unknown keys are ignored; a bad signature by a known key raises.
+    """
+    known = as_verifiers(verifiers)
+    text, lines = split_note(note)
     msg = text.encode("utf-8")
     sigs: list[Signature] = []
     unverified: list[Signature] = []
     seen: set[tuple[str, int]] = set()
-    lines = block[:-1].split("\n")
-    if len(lines) > MAX_SIGNATURES:
-        raise MalformedNote(f"too many signatures: expected at most {MAX_SIGNATURES}, got {len(lines)}")
-    for line in lines:
-        if not line.startswith(SIG_PREFIX):
-            raise MalformedNote(f"signature line must start with an em dash and space, got {line[:20]!r}")
-        name, _, b64 = line[len(SIG_PREFIX):].partition(" ")
-        try:
-            raw = _b64decode(b64)
-        except (binascii.Error, ValueError, UnicodeEncodeError):
-            raw = b""
-        if not is_valid_name(name) or not b64 or len(raw) < 5:
-            raise MalformedNote(f"malformed signature line for {name!r}")
-        kid, sig = int.from_bytes(raw[:4], "big"), raw[4:]
-        entry = Signature(name, kid, b64)
-        v = known.get((name, kid))
+    for entry, sig in lines:
+        v = known.get((entry.name, entry.key_id))
         if v is None:
             if entry not in unverified:
                 unverified.append(entry)
             continue
-        if (name, kid) in seen:
+        if (entry.name, entry.key_id) in seen:
             continue
-        seen.add((name, kid))
+        seen.add((entry.name, entry.key_id))
         v.verify(msg, sig)
         sigs.append(entry)
     if not sigs:

@@ -26,6 +26,9 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(no_args_is_help=True, help="Offline verification for inspectors (no database needed).")
 app.add_typer(audit_app, name="audit")
+from jejak.witness.cli import app as witness_app  # noqa: E402 - typer only; the witness loads its code per command
+
+app.add_typer(witness_app, name="witness")
 
 EXIT_OK, EXIT_TAMPERED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 
@@ -295,9 +298,11 @@ def open_store(store: str | None) -> Iterator[tuple[Any, Settings]]:
 
 @app.command()
 def verify(store: Optional[str] = StoreOption) -> None:
-    """Check every chain link, every Merkle node, every checkpoint and its signature."""
+    """Check every chain link, every Merkle node, every checkpoint and its signature
+    (and, with a witness policy configured, their cosignatures)."""
     from jejak.audit.errors import VerificationError
     from jejak.transparency import Transparency
+    from jejak.witnessing import PolicyError
 
     with open_store(store) as (opened, settings):
         size = opened.log_size()
@@ -311,21 +316,42 @@ def verify(store: Optional[str] = StoreOption) -> None:
             raise typer.Exit(EXIT_TAMPERED)
         except FileNotFoundError as exc:  # no verifier key for the store's checkpoints: cannot tell
             fail(str(exc), EXIT_USAGE)
+        except PolicyError as exc:  # an unusable witness policy: cannot tell either
+            fail(str(exc), EXIT_USAGE)
     typer.echo(json.dumps(result))
 
 
+EXIT_NO_QUORUM = 4
+
+
 @app.command()
-def checkpoint(store: Optional[str] = StoreOption) -> None:
+def checkpoint(
+    policy: Optional[Path] = typer.Option(
+        None, "--policy", help="C2SP tlog-policy file: record the checkpoint only with its witness quorum "
+                               "[env JEJAK_WITNESS_POLICY]"),
+    store: Optional[str] = StoreOption,
+) -> None:
     """Sign, record and print the current checkpoint (C2SP tlog-checkpoint signed note).
 
     The log is checked first (the latest checkpoint still holds, every entry
-    since is recomputed); a log that fails is not signed (exit 1)."""
+    since is recomputed, the head extends the one the key last signed); a log
+    that fails is not signed (exit 1). With a witness policy the signed note
+    goes to the policy's witnesses and is recorded, with their cosignatures,
+    only when the quorum is met (exit 4 otherwise, nothing recorded)."""
     from jejak.audit.errors import VerificationError
+    from jejak.audit.policy import QuorumNotMet
     from jejak.transparency import Transparency
 
     with open_store(store) as (opened, settings):
+        transparency = Transparency(opened, settings)
+        cosigner = _policy_cosigner(transparency, policy or settings.witness_policy)
         try:
-            cp = Transparency(opened, settings).issue_checkpoint()
+            cp = transparency.issue_checkpoint(cosigner)
+        except QuorumNotMet as exc:
+            for outcome in getattr(cosigner, "outcomes", []):
+                state = "cosigned" if outcome.line else f"no cosignature: {outcome.reason}"
+                typer.echo(f"jejak: witness {outcome.witness.name}: {state}", err=True)
+            fail(f"checkpoint not recorded: {exc}", EXIT_NO_QUORUM)
         except VerificationError as exc:
             where = "" if exc.index is None else f" (first bad log index {exc.index})"
             fail(f"refusing to sign a checkpoint{where}: {exc}; run `jejak verify`", EXIT_TAMPERED)
@@ -352,6 +378,21 @@ def tiles(
         except OSError as exc:
             fail(f"cannot write tiles under {out_dir}: {exc}", EXIT_USAGE)
     typer.echo(json.dumps(result.as_dict()))
+
+
+def _policy_cosigner(transparency: Any, path: Path | None) -> Any:
+    """The witness client for a policy file (None without one); a bad policy exits 2."""
+    if path is None:
+        return None
+    from jejak.witnessing import PolicyCosigner, PolicyError, WitnessMemory, load_policy
+
+    settings = transparency.settings
+    try:
+        log_key = transparency.keyring().current_signer().verifier
+        return PolicyCosigner(load_policy(path, log_key), WitnessMemory(settings.resolved_keys_dir(), settings.origin),
+                              settings.witness_timeout)
+    except (PolicyError, FileNotFoundError) as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def _latest_checkpoint_key(settings: Settings) -> str | None:
@@ -663,11 +704,12 @@ def audit_verify_proof(
     if log_key is None and key_file is None:
         fail("give the log's verifier key with --log-key VKEY")
     keys = _log_keys(log_key) if log_key is not None else _read_keys(key_file)  # type: ignore[arg-type]
+    quorum = _quorum_check(policy_file, keys)
     try:
         if is_tlog_proof(raw):
             parsed, cp = verify_tlog_proof(raw, _leaf_bytes(leaf_file), keys)
-            if policy_file is not None:
-                _check_quorum(policy_file, parsed.checkpoint_note)
+            if quorum is not None:
+                quorum(parsed.checkpoint_note)
             result = {"valid": True, "index": parsed.index, "size": cp.size, "root": cp.root.hex()}
         else:
             try:
@@ -682,8 +724,8 @@ def audit_verify_proof(
             leaf = None if leaf_file is None else _leaf_bytes(leaf_file)
             note = _read_text(checkpoint_file, "checkpoint")  # type: ignore[arg-type]
             cp = verify_inclusion_file(proof, note, keys, leaf=leaf)
-            if policy_file is not None:
-                _check_quorum(policy_file, note)
+            if quorum is not None:
+                quorum(note)
             result = {"valid": True, "index": proof["index"], "size": proof["size"]}
     except VerificationError as exc:
         typer.echo(json.dumps({"valid": False, "error": str(exc)}))
@@ -691,8 +733,22 @@ def audit_verify_proof(
     typer.echo(json.dumps(result))
 
 
-def _check_quorum(policy_file: str, note: str) -> None:
-    fail("--policy needs the witness policy support (branch wit), not merged yet", EXIT_USAGE)
+def _quorum_check(policy_file: str | None, log_keys: list[str]) -> Callable[[str], None] | None:
+    """A check of a checkpoint note against a C2SP tlog-policy file (signature by
+    the log key, the policy's quorum of cosignatures; raises QuorumNotMet); a
+    policy that cannot be read or parsed exits 2."""
+    if policy_file is None:
+        return None
+    from jejak.witnessing import PolicyError, load_policy
+
+    try:
+        policy = load_policy(Path(policy_file))
+    except PolicyError as exc:
+        fail(str(exc), EXIT_USAGE)
+    def check(note: str) -> None:
+        policy.verify_quorum(note, log_keys=log_keys)
+
+    return check
 
 
 def _read_bytes(path: str, what: str) -> bytes:
@@ -740,8 +796,8 @@ def monitor(
 
     from jejak.monitor import PROBLEM, Monitor, fetcher_for
 
-    quorum = None if policy_file is None else (lambda note: _check_quorum(policy_file, note))
-    watcher = Monitor(fetcher_for(tiles_source), _log_keys(log_key), state, quorum)
+    keys = _log_keys(log_key)
+    watcher = Monitor(fetcher_for(tiles_source), keys, state, _quorum_check(policy_file, keys))
     while True:
         result = watcher.check()
         typer.echo(json.dumps(result.summary(), ensure_ascii=False))

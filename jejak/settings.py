@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     #: Name of the checkpoint signing key.
     key_name: str = "jejak.local/bansos"
 
+    #: C2SP tlog-policy file: `jejak checkpoint` gathers the witness cosignatures it
+    #: requires, `verify` checks them, `serve` publishes only cosigned checkpoints.
+    witness_policy: Path | None = None
+    #: Seconds to wait for each witness's answer.
+    witness_timeout: float = Field(default=10.0, gt=0)
+
     # Anomaly thresholds (SPEC §4 defaults).
     companion_families: int = 5
     unclaimed_days: int = 90

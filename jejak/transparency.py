@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from jejak.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from jejak.audit.errors import (
@@ -17,6 +17,7 @@ from jejak.audit.errors import (
     InconsistentCheckpoints,
     InvalidProof,
     RootMismatch,
+    SignatureInvalid,
     VerificationError,
 )
 from jejak.audit.keys import KeyRing
@@ -37,6 +38,7 @@ from jejak.audit.merkle import (
     verify_consistency,
 )
 from jejak.settings import Settings
+from jejak.signer_state import SignedHead, SignerState, check_extends
 from jejak.store.datastore import Store
 from jejak.store.recorders import STORED_FROM_LEVEL, ZERO_CHAIN, blob, chain_next
 
@@ -49,6 +51,16 @@ class ProofRequestError(ValueError):
 
 class NotCovered(ProofRequestError):
     """The entry is not (yet) in any recorded checkpoint."""
+
+
+class Cosigner(Protocol):
+    """Gathers witness cosignatures for a newly signed checkpoint note."""
+
+    def satisfied(self, note: str) -> bool:
+        """Whether a recorded note already carries the cosignatures required."""
+
+    def cosign(self, note: str, size: int, proof_from: Callable[[int], list[bytes]]) -> str:
+        """The note with the cosignatures required appended (raises when they cannot be had)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,10 @@ class Transparency:
     def root(self, size: int) -> bytes:
         return root_at(size, self.store.node_reader())
 
-    def issue_checkpoint(self) -> StoredCheckpoint:
+    def signer_state(self) -> SignerState:
+        return SignerState(self.settings.resolved_keys_dir(), self.settings.origin)
+
+    def issue_checkpoint(self, cosigner: "Cosigner | None" = None) -> StoredCheckpoint:
         """Sign a tree head the log has been checked against, and record it
         (same head + key → same note).
 
@@ -132,14 +147,35 @@ class Transparency:
         signed before. So the latest checkpoint's signature is checked, the
         stored tree must still give its root, and every entry after it is
         recomputed from its stored event (chain link, leaf hash) and hashed
-        into the new root; the stored nodes must agree. Raises a
-        VerificationError (first bad index when known) instead of signing."""
+        into the new root; the stored nodes must agree. The new head must
+        also extend the one the signer last signed (its state beside the key,
+        which a rolled-back database cannot roll back; saved before the
+        signature leaves). Raises a VerificationError (first bad index when
+        known) instead of signing.
+
+        With a `cosigner`, the signed note goes to the witnesses first and is
+        recorded only with the cosignatures its policy requires (the cosigner
+        raises otherwise, and nothing is recorded)."""
         keyring = self.keyring()
         signer = keyring.current_signer()
         key_id = signer.verifier_key_text().split("+")[1]
+        state = self.signer_state()
         for _attempt in range(5):
             last = self.latest_checkpoint()
             size, root = self._checked_head(last, keyring)
+            with state.locked():
+                signed = state.load()
+                if signed is None and last is not None:  # a store from before the state: its last checked checkpoint
+                    signed = SignedHead(last.size, last.root)
+                    state.save(signed)
+                if signed is not None:
+                    check_extends(signed, size, root, self._proof, f"signer state {state.path}")
+                note = sign_checkpoint(Checkpoint(self.settings.origin, size, root), signer)
+                if last is not None and last.note.startswith(note) and (cosigner is None or cosigner.satisfied(last.note)):
+                    return last
+                state.save(SignedHead(size, root))
+            if cosigner is not None:
+                note = cosigner.cosign(note, size, lambda old: self._proof(old, size))
             with self.store.transaction(commit=True) as cursor:
                 self.store.recorder.take_write_lock(cursor)
                 self.store.execute(cursor, f"{CHECKPOINT_COLUMNS} ORDER BY seq DESC LIMIT 1")
@@ -148,8 +184,7 @@ class Transparency:
                     continue  # another checkpoint was issued meanwhile: check against it
                 if self.store.recorder.read_head(cursor)[0] < size:
                     raise ChainBroken(f"the log shrank below {size} entries while it was checked", index=None)
-                # An ingest may have appended after the check: sign the checked head (a prefix of the log).
-                note = sign_checkpoint(Checkpoint(self.settings.origin, size, root), signer)
+                # An ingest may have appended after the check: the checked head (a prefix of the log) is signed.
                 if last is not None and last.note == note:
                     return last
                 seq = 0 if last is None else last.seq + 1
@@ -161,6 +196,14 @@ class Transparency:
                 )
                 return StoredCheckpoint(seq, size, root, note, key_id, created)
         raise InconsistentCheckpoints("other checkpoints kept being issued meanwhile; try again")
+
+    def _proof(self, size1: int, size2: int) -> list[bytes]:
+        """Consistency proof between two sizes from the stored tree ([] from 0 or to the same size)."""
+        if size1 == 0 or size1 == size2:
+            return []
+        with self.store.reading() as cursor:
+            reader = PrefetchedReader(_CursorReader(self.store, cursor), consistency_keys(size1, size2))
+            return consistency_proof(size1, size2, reader)
 
     def _checked_head(self, last: StoredCheckpoint | None, keyring: KeyRing) -> tuple[int, bytes]:
         """(size, root) of the log as it stands, checked against `last` (see `issue_checkpoint`)."""
@@ -282,7 +325,19 @@ class Transparency:
         levels = self._verify_chain(size, head_chain, progress)
         self._verify_tree(levels)
         checked = self._verify_checkpoints(levels, size)
+        self._verify_signer_state(levels, size)
         return {"intact": True, "size": size, "checkpoints": checked}
+
+    def _verify_signer_state(self, levels: list[bytearray], size: int) -> None:
+        """The log must extend the tree head its signer last signed (a rollback of the whole
+        database, checkpoints included, shows here)."""
+        state = self.signer_state()
+        signed = state.load()
+        if signed is None:
+            return
+        reader = _LevelsReader(levels)
+        check_extends(signed, size, root_at(size, reader), lambda a, b: consistency_proof(a, b, reader),
+                      f"signer state {state.path}")
 
     def _checked_entries(self, start: int, size: int, chain: bytes,
                          progress: Callable[[int], None] | None = None) -> Iterator[tuple[bytes, bytes]]:
@@ -393,7 +448,27 @@ class Transparency:
                 except InvalidProof as exc:
                     raise InconsistentCheckpoints(f"checkpoint #{stored.seq} does not extend the previous one: {exc}") from None
             previous = cp
+        self._verify_witnessed(cps, keyring)
         return len(cps)
+
+    def _verify_witnessed(self, cps: list[StoredCheckpoint], keyring: KeyRing) -> None:
+        """With a witness policy configured: every cosignature line claiming a policy
+        witness's key must verify, and the latest checkpoint must meet the quorum
+        (older ones may predate the policy)."""
+        if self.settings.witness_policy is None:
+            return
+        from jejak.audit.policy import QuorumNotMet
+        from jejak.witnessing import load_policy
+
+        policy = load_policy(self.settings.witness_policy)
+        for stored in cps:
+            _verified, problems = policy.cosigned_by(stored.note)
+            if problems:
+                raise SignatureInvalid(f"checkpoint #{stored.seq}: {problems[0]}")
+        try:
+            policy.verify_quorum(cps[-1].note, log_keys=keyring.verifiers())
+        except QuorumNotMet as exc:
+            raise QuorumNotMet(f"latest checkpoint #{cps[-1].seq}: {exc}") from None
 
 
 def _levels_from_leaf_hashes(leaf_hashes: bytes) -> list[bytearray]:

@@ -162,8 +162,10 @@ def env(pristine: Pristine, tmp_path: Path) -> Iterator[Env]:
     cp, key = tmp_path / "cp.txt", tmp_path / "key.txt"
     cp.write_text(pristine.checkpoint)
     key.write_text(pristine.key)
+    keys_dir = tmp_path / "keys"  # a clone of the store with its keys (and signer state)
+    shutil.copytree(pristine.keys_dir, keys_dir)
     try:
-        yield Env(tmp_path, url, pristine.keys_dir, pristine.facts, pristine.size, cp, key)
+        yield Env(tmp_path, url, keys_dir, pristine.facts, pristine.size, cp, key)
     finally:
         if dbname:
             with _admin_connect() as conn:
