@@ -14,7 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jejak.api.deps import ApiState
 from jejak.api.errors import error_response, install_error_handlers
 from jejak.api.routers import (
-    access_log, aggregates, anomalies, balances, checkpoints, facts, families, health, people, proofs, receipts, web,
+    access_log, aggregates, anomalies, balances, checkpoints, facts, families, health, people, proofs, receipts, tlog,
+    web,
 )
 from jejak.api.routers.web import STATIC
 from jejak.settings import Settings
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="jejak", version="1", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app, settings.api_retry_after)
     app.add_middleware(PublicReadOnly)
-    for module in (health, checkpoints, proofs, aggregates, web):
+    for module in (health, checkpoints, proofs, tlog, aggregates, web):
         app.include_router(module.router)
     app.include_router(receipts.public)
     for module in (families, people, facts, balances, anomalies, access_log):

@@ -19,6 +19,8 @@ __all__ = [
     "ChainBroken",
     "InconsistentCheckpoints",
     "MissingNode",
+    "MalformedTile",
+    "MalformedProof",
     "show",
 ]
 
@@ -89,3 +91,11 @@ class InconsistentCheckpoints(VerificationError):
 
 class MissingNode(VerificationError):
     """Node storage lacks a tree node that must exist for the given size."""
+
+
+class MalformedTile(VerificationError):
+    """A tile or entry bundle has the wrong size or cannot be decoded."""
+
+
+class MalformedProof(VerificationError):
+    """A proof file does not follow its format (e.g. C2SP tlog-proof)."""

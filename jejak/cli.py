@@ -388,6 +388,26 @@ def checkpoint(
     sys.stdout.write(cp.note)
 
 
+@app.command()
+def tiles(
+    out_dir: Path = typer.Argument(..., help="Directory to write the C2SP tlog-tiles into"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Write the log up to its latest recorded checkpoint as static C2SP tlog-tiles
+    (checkpoint, tile/<L>/<N>, tile/entries/<N>); re-running adds only what is new."""
+    from jejak.audit.errors import VerificationError
+    from jejak.tiles import TilesError, TilesWriter
+
+    with open_store(store) as (opened, settings):
+        try:
+            result = TilesWriter(opened, settings, out_dir).run()
+        except (TilesError, VerificationError) as exc:
+            fail(str(exc), EXIT_TAMPERED)
+        except OSError as exc:
+            fail(f"cannot write tiles under {out_dir}: {exc}", EXIT_USAGE)
+    typer.echo(json.dumps(result.as_dict()))
+
+
 def _policy_cosigner(transparency: Any, path: Path | None) -> Any:
     """The witness client for a policy file (None without one); a bad policy exits 2."""
     if path is None:
@@ -436,17 +456,32 @@ def prove(
     index: int = typer.Argument(..., help="0-based log index"),
     size: Optional[int] = typer.Option(
         None, "--size", help="Tree size (default: the latest checkpoint's when it covers INDEX, else the log size)"),
+    proof_format: str = typer.Option("json", "--format",
+                                     help="json (SPEC §2) or tlog-proof (C2SP, against the latest recorded checkpoint)"),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """RFC 9162 inclusion proof of one log entry, JSON (against the latest checkpoint by default)."""
-    from jejak.transparency import ProofRequestError, Transparency
+    """RFC 9162 inclusion proof of one log entry, JSON (against the latest checkpoint
+    by default); or a C2SP tlog-proof."""
+    from jejak.audit.errors import VerificationError
+    from jejak.transparency import NotCovered, ProofRequestError, Transparency
 
+    if proof_format not in ("json", "tlog-proof"):
+        fail(f"--format: expected json or tlog-proof, got {proof_format!r}")
+    if proof_format == "tlog-proof" and size is not None:
+        fail("--size does not apply to --format tlog-proof: it proves against the latest recorded checkpoint")
     with open_ledger(store) as ledger:
         transparency = Transparency(ledger.store, ledger.settings)
         try:
+            if proof_format == "tlog-proof":
+                sys.stdout.write(transparency.tlog_proof(index))
+                return
             proof = transparency.prove(index, size if size is not None else transparency.checkpoint_size_covering(index))
+        except NotCovered as exc:
+            fail(str(exc), EXIT_TAMPERED)
         except ProofRequestError as exc:
             fail(str(exc))
+        except VerificationError as exc:
+            fail(f"{exc}; run `jejak verify`", EXIT_TAMPERED)
     typer.echo(json.dumps(proof))
 
 
@@ -633,23 +668,104 @@ def audit_verify_export(
                            "not_covered": uncovered[0]}))
 
 
+def _log_keys(value: str) -> list[str]:
+    """--log-key: the log's vkey string itself, or a file of vkey lines."""
+    from jejak.audit.errors import MalformedKey
+    from jejak.audit.note import Verifier
+
+    try:
+        return [Verifier.from_key_text(value).key_text()]
+    except MalformedKey as exc:
+        if Path(value).is_file():
+            return _read_keys(value)
+        fail(f"--log-key: not a verifier key ({exc}); give <name>+<hex id>+<base64 key> as `jejak key` prints it",
+             EXIT_TAMPERED)
+    return []
+
+
+def _leaf_bytes(leaf_file: str | None) -> bytes:
+    if leaf_file is not None:
+        try:
+            return Path(leaf_file).read_bytes()
+        except OSError as exc:
+            fail(f"cannot read leaf {leaf_file}: {exc.strerror}")
+    if sys.stdin is None or sys.stdin.isatty():
+        fail("give the leaf's raw bytes with --leaf FILE or on standard input")
+    return sys.stdin.buffer.read()
+
+
 @audit_app.command("verify-proof")
 def audit_verify_proof(
-    proof_file: str = typer.Argument(..., help="Output of `jejak prove`"),
-    checkpoint_file: str = typer.Option(..., "--checkpoint"),
-    key_file: str = typer.Option(..., "--key"),
+    proof_file: str = typer.Argument(..., help="Output of `jejak prove` (JSON or --format tlog-proof)"),
+    checkpoint_file: Optional[str] = typer.Option(None, "--checkpoint", help="JSON proofs: the signed checkpoint"),
+    key_file: Optional[str] = typer.Option(None, "--key", help="File with verifier key line(s)"),
+    log_key: Optional[str] = typer.Option(None, "--log-key", help="The log's verifier key (vkey string)"),
+    policy_file: Optional[str] = typer.Option(None, "--policy", help="C2SP tlog-policy: require its quorum of cosignatures"),
+    leaf_file: Optional[str] = typer.Option(None, "--leaf", help="tlog-proof: the entry's raw leaf bytes (default: stdin)"),
 ) -> None:
-    """Check one inclusion proof against a signed checkpoint."""
-    from jejak.audit.errors import VerificationError
+    """Check one inclusion proof offline: a C2SP tlog-proof (checkpoint inside) or
+    a JSON proof against a signed checkpoint."""
+    from jejak.audit.errors import MalformedProof, VerificationError
     from jejak.audit.offline import verify_inclusion_file
+    from jejak.audit.tlog_proof import is_tlog_proof, verify_tlog_proof
 
-    proof = json.loads(_read_text(proof_file, "proof"))
+    raw = _read_bytes(proof_file, "proof")
+    if log_key is None and key_file is None:
+        fail("give the log's verifier key with --log-key VKEY")
+    keys = _log_keys(log_key) if log_key is not None else _read_keys(key_file)  # type: ignore[arg-type]
+    quorum = _quorum_check(policy_file, keys)
     try:
-        verify_inclusion_file(proof, _read_text(checkpoint_file, "checkpoint"), _read_keys(key_file))
+        if is_tlog_proof(raw):
+            parsed, cp = verify_tlog_proof(raw, _leaf_bytes(leaf_file), keys)
+            if quorum is not None:
+                quorum(parsed.checkpoint_note)
+            result = {"valid": True, "index": parsed.index, "size": cp.size, "root": cp.root.hex()}
+        else:
+            try:
+                proof = json.loads(raw)
+            except ValueError:
+                proof = None
+            if not isinstance(proof, dict):
+                raise MalformedProof("the proof is neither a C2SP tlog-proof (first line c2sp.org/tlog-proof@v1) "
+                                     "nor a JSON object from `jejak prove`")
+            if checkpoint_file is None:
+                fail("a JSON proof is checked against a signed checkpoint: give --checkpoint FILE")
+            leaf = None if leaf_file is None else _leaf_bytes(leaf_file)
+            note = _read_text(checkpoint_file, "checkpoint")  # type: ignore[arg-type]
+            cp = verify_inclusion_file(proof, note, keys, leaf=leaf)
+            if quorum is not None:
+                quorum(note)
+            result = {"valid": True, "index": proof["index"], "size": proof["size"]}
     except VerificationError as exc:
         typer.echo(json.dumps({"valid": False, "error": str(exc)}))
         raise typer.Exit(EXIT_TAMPERED)
-    typer.echo(json.dumps({"valid": True, "index": proof["index"], "size": proof["size"]}))
+    typer.echo(json.dumps(result))
+
+
+def _quorum_check(policy_file: str | None, log_keys: list[str]) -> Callable[[str], None] | None:
+    """A check of a checkpoint note against a C2SP tlog-policy file (signature by
+    the log key, the policy's quorum of cosignatures; raises QuorumNotMet); a
+    policy that cannot be read or parsed exits 2."""
+    if policy_file is None:
+        return None
+    from jejak.witnessing import PolicyError, load_policy
+
+    try:
+        policy = load_policy(Path(policy_file))
+    except PolicyError as exc:
+        fail(str(exc), EXIT_USAGE)
+    def check(note: str) -> None:
+        policy.verify_quorum(note, log_keys=log_keys)
+
+    return check
+
+
+def _read_bytes(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {what} {path}: {exc.strerror}")
+    return b""
 
 
 @audit_app.command("verify-consistency")
@@ -672,6 +788,39 @@ def audit_verify_consistency(
         typer.echo(json.dumps({"consistent": False, "error": str(exc)}))
         raise typer.Exit(EXIT_TAMPERED)
     typer.echo(json.dumps({"consistent": True, "size1": proof["size1"], "size2": proof["size2"]}))
+
+
+@app.command()
+def monitor(
+    tiles_source: str = typer.Option(..., "--tiles", help="The log's tiles: a URL prefix (http[s]://…) or a directory"),
+    log_key: str = typer.Option(..., "--log-key", help="The log's verifier key (vkey string)"),
+    state: Path = typer.Option(..., "--state", help="Directory keeping the last checkpoint seen"),
+    policy_file: Optional[str] = typer.Option(None, "--policy", help="C2SP tlog-policy: require its quorum of cosignatures"),
+    every: Optional[float] = typer.Option(None, "--every", min=0.1, help="Check again every SECONDS (until a problem)"),
+) -> None:
+    """Follow a log through its C2SP tlog-tiles: signature, consistency with the
+    checkpoint seen last time, every new entry. Exit 0 consistent, 1 rewrite, fork
+    or invalid data (both checkpoints printed), 2 could not fetch."""
+    import time
+
+    from jejak.monitor import PROBLEM, Monitor, fetcher_for
+
+    keys = _log_keys(log_key)
+    watcher = Monitor(fetcher_for(tiles_source), keys, state, _quorum_check(policy_file, keys))
+    while True:
+        result = watcher.check()
+        typer.echo(json.dumps(result.summary(), ensure_ascii=False))
+        if result.problem is not None:
+            typer.echo(f"jejak: {result.problem.kind.upper()}: {result.problem}", err=True)
+            for label, note in (("kept", result.kept_note), ("fetched", result.fetched_note)):
+                if note is not None:
+                    sys.stderr.write(f"--- {label} checkpoint ---\n{note}")
+        elif result.unreachable is not None:
+            typer.echo(f"jejak: could not fetch: {result.unreachable}", err=True)
+        if every is None or result.exit_code == PROBLEM:
+            raise typer.Exit(result.exit_code)
+        sys.stdout.flush()
+        time.sleep(every)
 
 
 # ------------------------------------------------------------------- generate

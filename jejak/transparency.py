@@ -21,6 +21,7 @@ from jejak.audit.errors import (
     VerificationError,
 )
 from jejak.audit.keys import KeyRing
+from jejak.audit.tlog_proof import format_tlog_proof
 from jejak.audit.merkle import (
     MemoryNodeStore,
     PrefetchedReader,
@@ -46,6 +47,10 @@ KEYRING_FILE = "checkpoint-keys.json"
 
 class ProofRequestError(ValueError):
     pass
+
+
+class NotCovered(ProofRequestError):
+    """The entry is not (yet) in any recorded checkpoint."""
 
 
 class Cosigner(Protocol):
@@ -302,6 +307,21 @@ class Transparency:
             "proof": [h.hex() for h in proof],
             "root": root.hex(),
         }
+
+    def tlog_proof(self, index: int) -> str:
+        """A C2SP tlog-proof of entry `index` against the latest recorded
+        checkpoint, its note verbatim (cosignatures included)."""
+        cp = self.latest_checkpoint()
+        if cp is None:
+            raise NotCovered("no checkpoint has been recorded yet: run `jejak checkpoint` first")
+        if not 0 <= index < cp.size:
+            raise NotCovered(f"index {index} is not covered by the latest checkpoint (size {cp.size}): "
+                             f"expected 0 <= index < {cp.size}; run `jejak checkpoint` once it is logged")
+        proved = self.prove(index, cp.size)
+        if bytes.fromhex(proved["root"]) != cp.root:
+            raise RootMismatch.expected(f"root over the first {cp.size} entries (checkpoint #{cp.seq})",
+                                        cp.root, bytes.fromhex(proved["root"]), index=cp.size - 1)
+        return format_tlog_proof(index, [bytes.fromhex(h) for h in proved["proof"]], cp.note)
 
     def consistency(self, size1: int, size2: int | None = None) -> dict[str, Any]:
         with self.store.reading() as cursor:
