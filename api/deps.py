@@ -18,6 +18,7 @@ from jejak.api.errors import ApiError
 from jejak.api.receipts import ReceiptCodes, receipt_key
 from jejak.api.roles import INSPECTOR as INSPECTOR_ROLE, RECONCILER
 from jejak.api.tokens import Principal, TokenRefused, authenticate, ensure_token_table
+from jejak.domain.nik import holds_sixteen_digits
 from jejak.ledger import Ledger
 from jejak.reports import Reports
 from jejak.settings import Settings
@@ -268,9 +269,6 @@ def require(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
-#: 16 digits, of any script, even split by spaces or punctuation: what a NIK or KK looks like when typed.
-DIGITS16 = re.compile(r"\d(?:[\s\-./_,:;]*\d){15}")
-
 INSPECTOR = (INSPECTOR_ROLE,)
 ANY_ROLE = (INSPECTOR_ROLE, RECONCILER)
 
@@ -292,7 +290,7 @@ def audit_access(request: Request, state: ApiState, principal: Principal,
     route = request.scope.get("route")
     path = re.sub(r":\w+\}", "}", getattr(route, "path", None) or "?")
     reason = reason.strip()
-    if DIGITS16.search(reason):
+    if holds_sixteen_digits(reason):
         raise ApiError(422, "query parameter 'reason': must not contain a NIK or KK (16 digits); "
                             "refer to the case by its file number", "invalid_request")
     if subject_tokens is None or isinstance(subject_tokens, str):

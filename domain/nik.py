@@ -6,9 +6,10 @@ birth date (day + 40 for women), serial from 0001.
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
-__all__ = ["PROVINCES", "nik_is_possible", "mask_nik"]
+__all__ = ["PROVINCES", "nik_is_possible", "mask_nik", "holds_sixteen_digits"]
 
 PROVINCES: frozenset[int] = frozenset(
     [*range(11, 20), 21, *range(31, 37), *range(51, 54), *range(61, 66),
@@ -59,3 +60,28 @@ def mask_nik(nik: str) -> str:
     if len(s) <= 8:
         return "*" * 8
     return s[:4] + "*" * 8 + s[-4:]
+
+
+#: How many digits in a row make a number that may be a NIK or KK.
+NIK_LENGTH = 16
+
+
+def holds_sixteen_digits(text: str) -> bool:
+    """Whether free text holds 16 digits in a row, however they were typed.
+
+    The one check for text that must never carry a NIK or KK in clear (an
+    API `reason`, an erasure order reference). The text is read as Unicode
+    NFKC (fullwidth, superscript and circled digits become ASCII ones); then
+    its digits, in any script, are read in order, and whatever is not a letter
+    between two of them (spaces, punctuation, symbols, dashes, format
+    characters such as a zero-width space) is passed over. Only a letter ends
+    a run."""
+    run = 0
+    for char in unicodedata.normalize("NFKC", text):
+        if char.isdigit():
+            run += 1
+            if run >= NIK_LENGTH:
+                return True
+        elif char.isalpha():
+            run = 0
+    return False

@@ -18,7 +18,7 @@ import orjson
 
 from jejak.domain.errors import Conflict
 from jejak.domain.facts import KNOWN_FIELDS, Fact, check_fact
-from jejak.domain.nik import mask_nik
+from jejak.domain.nik import holds_sixteen_digits, mask_nik
 from jejak.preparer import FactPreparer, OversizedLine, Prepared, PreparedBatch, PreparerPool, parse_json_line
 from jejak.secrets import load_master_secrets
 from jejak.settings import Settings
@@ -291,6 +291,9 @@ class Ledger:
             raise LedgerError(f"{kind} must be exactly 16 digits")
         if not order_ref.strip():
             raise LedgerError("an erasure needs the reference of the order that requires it (--order)")
+        if holds_sixteen_digits(order_ref):
+            raise LedgerError("the order reference must not contain a NIK or KK (16 digits): it enters the "
+                              "permanent log in clear; refer to the order by its letter or file number")
         token = self.tokenizer.token(kind, value)
         row = self.store.query_one("SELECT sealed_dek, erased_at FROM jejak_subjects WHERE token = ?", (token,))
         if row is None:

@@ -163,7 +163,7 @@ def test_missing_reason_is_422_and_not_recorded(inspector: httpx.Client, deploym
     arabic = kk.translate(str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"))
     fullwidth = kk.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
     for typed in (f"{kk[:4]} {kk[4:8]} {kk[8:12]} {kk[12:]}", f"{kk[:6]}-{kk[6:]}", f"Ahmad, {kk[:15]} {kk[15]}",
-                  f"{kk[:4]}.{kk[4:10]}/{kk[10:]}", arabic, fullwidth):
+                  f"{kk[:4]}.{kk[4:10]}/{kk[10:]}", arabic, fullwidth, *typed_with_other_separators(kk)):
         assert_error(inspector.get(f"/v1/families/{kk}/trail", params={"reason": f"kasus {typed}"}), 422,
                      "invalid_request")
     after = inspector.get("/v1/access-log", params={"limit": 1000}).json()
@@ -171,6 +171,15 @@ def test_missing_reason_is_422_and_not_recorded(inspector: httpx.Client, deploym
     # a case number and a date are fine
     ok = inspector.get(f"/v1/families/{kk}/trail", params={"reason": "kasus 2024/031/0005 tanggal 2024-03-05"})
     assert ok.status_code == 200, ok.text
+
+
+def typed_with_other_separators(number: str) -> list[str]:
+    """A 16-digit number typed so that a pattern of digits and common punctuation misses it."""
+    superscript = number.translate(str.maketrans("0123456789", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"))
+    circled = number.translate(str.maketrans("0123456789", "\u24ea\u2460\u2461\u2462\u2463\u2464\u2465\u2466\u2467\u2468"))
+    split = [sep.join((number[:4], number[4:8], number[8:12], number[12:]))
+             for sep in ("+", "|", "#", "*", "'", "~", "\\", "%", "=", "\u2013", "\u2014", "\u200b")]
+    return [*split, f"({number[:8]})({number[8:]})", superscript, circled]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
