@@ -696,12 +696,21 @@ def serve(
     # asked for whose data is recorded in the chained access log instead.
     options: dict[str, Any] = dict(host=host, port=port, log_level="info", access_log=False,
                                    http="httptools", loop="uvloop")
-    if workers == 1:
-        uvicorn.run(create_app(settings), **options)
-        return
-    # Worker processes import the app themselves, so they get the store via the environment.
-    os.environ["JEJAK_STORE"] = settings.store
-    uvicorn.run("jejak.api.app:create_app_from_environment", factory=True, workers=workers, **options)
+    import logging
+
+    from jejak.checkpointer import CheckpointScheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    scheduler = CheckpointScheduler(settings).start()  # one per server, whatever the number of workers
+    try:
+        if workers == 1:
+            uvicorn.run(create_app(settings), **options)
+            return
+        # Worker processes import the app themselves, so they get the store via the environment.
+        os.environ["JEJAK_STORE"] = settings.store
+        uvicorn.run("jejak.api.app:create_app_from_environment", factory=True, workers=workers, **options)
+    finally:
+        scheduler.stop()
 
 
 @token_app.command("create")

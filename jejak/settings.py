@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     #: fast as two, on either store.
     ingest_workers: int = Field(default=1, ge=0, le=16)
 
+    #: `jejak serve` signs a checkpoint when the log has grown and this many
+    #: seconds passed since the last one it signed (0: never on time alone) ...
+    checkpoint_interval: float = Field(default=300.0, ge=0)
+    #: ... or this many entries were appended since the latest checkpoint (0: never on size).
+    checkpoint_after: int = Field(default=10000, ge=0)
+
     def resolved_keys_dir(self) -> Path:
         if self.keys_dir is not None:
             return self.keys_dir
