@@ -28,7 +28,7 @@ def checkpoint_due(size: int, checkpointed: int, seconds_since: float, interval:
     `checkpointed`, needs a new one (0 disables either trigger)."""
     grown = size - checkpointed
     if grown <= 0:
-        return self.settings.checkpoint_interval > 0 or self.settings.checkpoint_after > 0
+        return False
     return (after > 0 and grown >= after) or (interval > 0 and seconds_since >= interval)
 
 
