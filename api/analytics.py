@@ -211,42 +211,48 @@ def hidden_cells(state: ApiState, size: int) -> dict[str, set[tuple[Optional[str
 
 def suppress(level_cells: dict[tuple[Optional[str], str, str], Cell], parent_digits: Optional[int],
              parent_hidden: set) -> set[tuple[Optional[str], str, str]]:
-    """Small-cell suppression that differencing cannot undo.
+    """Small-cell suppression that differencing cannot undo, hiding as little as it can.
 
     Primary: a cell of fewer than MIN_FAMILIES families. A published parent
     minus its published children gives the sum of its hidden children, so the
     hidden children of one parent must together hold at least MIN_FAMILIES
-    families: more are hidden, smallest first, until they do (secondary
-    suppression). Children of a hidden parent are all hidden. The parent of a
-    kota cell is its program's total in the summary (`parent_digits` None),
-    over every period."""
+    families: the smallest others are hidden with them until they do
+    (complementary suppression). Under a hidden parent, publishing every child
+    would give the parent back: at least one child, the smallest, is hidden.
+    Kota cells (`parent_digits` None) have no published parent that adds them
+    up (the summary's totals count published kota cells only), so only small
+    ones are hidden there and no large period leaves the city chart."""
     def parent(key: tuple[Optional[str], str, str]) -> Any:
         region, program, period = key
-        if parent_digits is None:
-            return program
         return (region[:parent_digits] if region else None, program, period)
 
+    def size(key: tuple[Optional[str], str, str]) -> int:
+        return len(level_cells[key].families)
+
+    if parent_digits is None:
+        return {key for key in level_cells if size(key) < MIN_FAMILIES}
     groups: dict[Any, list[tuple[Optional[str], str, str]]] = defaultdict(list)
     for key in level_cells:
         groups[parent(key)].append(key)
     hidden: set[tuple[Optional[str], str, str]] = set()
     for group, keys in groups.items():
-        if group in parent_hidden:
-            hidden.update(keys)
-            continue
-        small = [k for k in keys if len(level_cells[k].families) < MIN_FAMILIES]
-        if not small:
-            continue
-        hidden.update(small)
-        families = set().union(*(level_cells[k].families for k in small))
-        rest = sorted((k for k in keys if k not in hidden),
-                      key=lambda k: (len(level_cells[k].families), k[0] or "", k[1], period_key(k[2])))
+        must_hide_one = group in parent_hidden
+        here = {k for k in keys if size(k) < MIN_FAMILIES}
+        families = set().union(*(level_cells[k].families for k in here))
+        rest = sorted((k for k in keys if k not in here), key=lambda k: (size(k), k[0] or "", k[1], period_key(k[2])))
         for key in rest:
-            if len(families) >= MIN_FAMILIES:
+            if (here or not must_hide_one) and (not here or len(families) >= MIN_FAMILIES):
                 break
-            hidden.add(key)
+            here.add(key)
             families |= level_cells[key].families
+        hidden |= here
     return hidden
+
+
+def suppressed_because(cell: Cell) -> str:
+    """Why a hidden cell is hidden: `small` (fewer than MIN_FAMILIES families) or
+    `protects_another` (hidden so that a small cell cannot be worked out by subtraction)."""
+    return "small" if len(cell.families) < MIN_FAMILIES else "protects_another"
 
 
 def anomaly_counts(state: ApiState, size: int) -> dict[str, int]:
@@ -255,9 +261,14 @@ def anomaly_counts(state: ApiState, size: int) -> dict[str, int]:
 
 
 def program_totals(state: ApiState, size: int) -> dict[str, Cell]:
+    """Per program, the sum of its published kota cells (a hidden one is left
+    out, so that the totals minus the published cells reveal nothing)."""
+    hidden = hidden_cells(state, size)["kota"]
     out: dict[str, Cell] = defaultdict(Cell)
-    for (_region, program, _period), cell in cells(state, size, "kota").items():
-        total = out[program]
+    for key, cell in cells(state, size, "kota").items():
+        if key in hidden:
+            continue
+        total = out[key[1]]
         total.families |= cell.families
         total.orders += cell.orders
         total.ordered += cell.ordered
@@ -265,6 +276,11 @@ def program_totals(state: ApiState, size: int) -> dict[str, Cell]:
         total.collected += cell.collected
         total.returned += cell.returned
     return dict(out)
+
+
+def hidden_kota_cells(state: ApiState, size: int) -> dict[str, int]:
+    """Per program, how many of its kota cells the totals leave out."""
+    return dict(Counter(program for (_r, program, _p) in hidden_cells(state, size)["kota"]))
 
 
 def regions_with_families(state: ApiState, size: int, level: str = "kecamatan") -> list[str]:

@@ -58,6 +58,9 @@ class ApiState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        from jejak.api.regions import RegionNames
+
+        self.region_names = RegionNames.load(settings)
         self.ledger = Ledger.open(settings)
         try:
             self.store = self.ledger.store

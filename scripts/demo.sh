@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Demo on the embedded default (SQLite ./jejak.db): generate a realistic kota
-# with planted irregularities, ingest it, and show what jejak finds.
+# with planted irregularities, ingest it, show what jejak finds, and end with
+# example findings, each with its facts, log indexes and offline-checked proofs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/jejak ] || { python3 -m venv .venv && .venv/bin/pip install -q -e .; }
@@ -32,3 +33,5 @@ echo "== whole-log verification"
 jejak verify
 jejak export > demo/export.jsonl
 jejak audit verify-export demo/export.jsonl --checkpoint demo/checkpoint.txt --key demo/key.txt
+echo "== findings an inspector would act on, with their evidence"
+python3 scripts/findings.py demo

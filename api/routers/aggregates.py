@@ -62,6 +62,7 @@ def _cells_page(f: Fresh, level: str, program: Optional[str], period: Optional[s
                 limit: int, cursor: Optional[str]) -> tuple[list[AggregateCell], Optional[str]]:
     cells = analytics.cells(f.state, f.version, level)
     hidden = analytics.hidden_cells(f.state, f.version)[level]
+    names = f.state.region_names
     keys = sorted(cells, key=lambda k: (k[0] or "~", k[1], analytics.period_key(k[2])))
     items = []
     for key in keys:
@@ -71,13 +72,15 @@ def _cells_page(f: Fresh, level: str, program: Optional[str], period: Optional[s
         if region and (reg is None or not (reg.startswith(region) or region.startswith(reg))):
             continue
         cell = cells[key]
+        name = names.name(reg)
         if key in hidden:
-            items.append(AggregateCell(level=level, region=reg, program=prog, period=per, suppressed=True,
+            items.append(AggregateCell(level=level, region=reg, region_name=name, program=prog, period=per,
+                                       suppressed=True, suppressed_because=analytics.suppressed_because(cell),
                                        families=None, orders=None, amounts=None, anomalies=None))
         else:
-            items.append(AggregateCell(level=level, region=reg, program=prog, period=per, suppressed=False,
-                                       families=len(cell.families), orders=cell.orders, amounts=_amounts(cell),
-                                       anomalies=dict(sorted(cell.anomalies.items()))))
+            items.append(AggregateCell(level=level, region=reg, region_name=name, program=prog, period=per,
+                                       suppressed=False, families=len(cell.families), orders=cell.orders,
+                                       amounts=_amounts(cell), anomalies=dict(sorted(cell.anomalies.items()))))
     return page_by_offset(items, cursor, limit)
 
 
@@ -85,15 +88,21 @@ def _cells_page(f: Fresh, level: str, program: Optional[str], period: Optional[s
 def summary(f: Annotated[Fresh, Depends(public_fresh)]) -> SummaryOut:
     """Totals per program, the periods and regions with data, anomaly counts by rule."""
     programs = []
-    for program, cell in sorted(analytics.program_totals(f.state, f.version).items()):
+    totals = analytics.program_totals(f.state, f.version)
+    left_out = analytics.hidden_kota_cells(f.state, f.version)
+    for program in sorted(set(totals) | set(left_out)):
+        cell = totals.get(program) or analytics.Cell()
         small = len(cell.families) < MIN
         programs.append(ProgramTotals(
-            program=program, suppressed=small, families=None if small else len(cell.families),
+            program=program, suppressed=small, hidden_cells=left_out.get(program, 0),
+            families=None if small else len(cell.families),
             orders=None if small else cell.orders, amounts=None if small else _amounts(cell),
         ))
+    regions = analytics.regions_with_families(f.state, f.version)
     cp = f.state.latest_checkpoint(max_age=PUBLIC_LAG_S)
     return SummaryOut(
         log_size=f.size, checkpoint_size=None if cp is None else cp.size, min_families=MIN, programs=programs,
-        periods=analytics.periods(f.state, f.version), regions=analytics.regions_with_families(f.state, f.version),
+        periods=analytics.periods(f.state, f.version), regions=regions,
+        region_names={r: n for r in regions if (n := f.state.region_names.name(r)) is not None},
         anomalies=analytics.anomaly_counts(f.state, f.version),
     )

@@ -6,9 +6,10 @@ from typing import Annotated, Literal, Optional
 from fastapi import APIRouter, Depends, Query, Request
 
 from jejak.api import analytics
+from jejak.anomaly_text import detail_in, from_accept_language
 from jejak.api.common import (
     CSV_OK, KK_PATTERN, PERIOD_PATTERN, PROGRAMS, REGION_PATTERN, V1_ERRORS, Cursor, Format, Limit, Reason,
-    csv_response, page_by_offset, wants_csv,
+    csv_response, json_bytes_response, page_by_offset, wants_csv,
 )
 from jejak.api.deps import ANY_ROLE, Fresh, audit_access, fresh, require
 from jejak.api.errors import ApiError
@@ -41,7 +42,8 @@ def anomalies(
     format: Format = None,
 ):
     """SPEC §4 anomalies with filters; each with the program, period and region it concerns.
-    A reconciler sees payment anomalies of its own channel only."""
+    A reconciler sees payment anomalies of its own channel only. `detail` is in
+    Indonesian when `Accept-Language` prefers `id` to English (SPEC's text otherwise)."""
     if rule and not may_see_rule(who.role, rule):
         raise ApiError(403, f"role {who.role!r} may not see {rule} anomalies (they concern eligibility, "
                             "registers, deaths, companions or complaints)")
@@ -74,10 +76,17 @@ def anomalies(
     reports = state.reports
     if len(page) > 50:
         state.ledger.preload_reveals()
+    lang = from_accept_language(request.headers.get("accept-language"))
     out = []
     for a in page:
         out.append({**a, "primary": reports.reveal_text(a["primary"]), "subject": reports.reveal_text(a["subject"]),
-                    "detail": reports.reveal_text(a["detail"])})
+                    "detail": detail_in(reports.reveal_text(a["detail"]), lang)})
     if wants_csv(request, format):
-        return csv_response(out, COLUMNS, nxt, "anomalies")
-    return AnomaliesOut(as_of=as_of.isoformat() if as_of else None, items=[AnomalyRow(**a) for a in out], next_cursor=nxt)
+        response = csv_response(out, COLUMNS, nxt, "anomalies")
+    else:
+        response = json_bytes_response(AnomaliesOut(
+            as_of=as_of.isoformat() if as_of else None, items=[AnomalyRow(**a) for a in out], next_cursor=nxt,
+        ).model_dump(mode="json"))
+    response.headers["Content-Language"] = lang
+    response.headers["Vary"] = "Accept-Language"
+    return response

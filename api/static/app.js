@@ -10,6 +10,11 @@ const I18N = {
     ordered: "Diperintahkan", credited: "Dikreditkan", collected: "Dicairkan", returned: "Dikembalikan",
     families: "Keluarga", orders: "Perintah bayar", suppressed: "disembunyikan (< 5 keluarga)",
     suppressedNote: "Sel dengan kurang dari 5 keluarga disembunyikan untuk melindungi privasi.",
+    hiddenSmall: "Disembunyikan karena kurang dari 5 keluarga", hiddenProtects: "Disembunyikan untuk melindungi sel kecil lain (agar tidak bisa dihitung dengan pengurangan)",
+    hiddenInTotals: "Total ini tidak memuat {n} periode yang disembunyikan (kurang dari 5 keluarga).",
+    cpWhatTitle: "Apa itu checkpoint, dan bagaimana memeriksanya?",
+    cpWhat: "Setiap catatan bantuan (penetapan, perintah bayar, penyaluran, pencairan) ditambahkan ke sebuah buku besar yang hanya bisa ditambah, tidak bisa diubah. Checkpoint adalah ringkasan seluruh buku besar itu pada satu saat: jumlah catatan dan satu sidik jari (akar Merkle), ditandatangani oleh pengelola. Bila satu catatan lama saja diubah atau dihapus, sidik jarinya tidak akan cocok lagi.",
+    cpHow: "Siapa pun dapat memeriksanya: simpan checkpoint.txt dan kunci verifikasi (tautan di bawah halaman), lalu bandingkan dengan checkpoint berikutnya; checkpoint baru harus memuat semua catatan lama tanpa perubahan. Penerima bantuan cukup memasukkan nomor perintah bayar dan kode dari slip di bawah ini: browser Anda sendiri menghitung ulang sidik jari dan mencocokkannya dengan checkpoint.",
     anomalies: "Temuan (anomali) per aturan", rule: "Aturan", count: "Jumlah",
     checkpoint: "Checkpoint terbaru (bertanda tangan)", size: "Jumlah entri", root: "Akar Merkle",
     receiptTitle: "Periksa bukti pembayaran Anda",
@@ -35,6 +40,11 @@ const I18N = {
     ordered: "Ordered", credited: "Credited", collected: "Collected", returned: "Returned",
     families: "Families", orders: "Payment orders", suppressed: "suppressed (< 5 families)",
     suppressedNote: "Cells with fewer than 5 families are hidden to protect privacy.",
+    hiddenSmall: "Hidden: fewer than 5 families", hiddenProtects: "Hidden to protect another, small cell (so that it cannot be worked out by subtraction)",
+    hiddenInTotals: "These totals leave out {n} hidden period(s) (fewer than 5 families).",
+    cpWhatTitle: "What is a checkpoint, and how can I check it?",
+    cpWhat: "Every aid record (eligibility, payment order, settlement, pickup) is added to a ledger that can only grow, never change. A checkpoint sums up the whole ledger at one moment: the number of records and one fingerprint (the Merkle root), signed by the operator. If a single old record were changed or removed, the fingerprint would no longer match.",
+    cpHow: "Anyone can check it: keep checkpoint.txt and the verifier keys (links at the bottom of the page) and compare with the next checkpoint; a newer checkpoint must contain every older record unchanged. A recipient only enters the payment order number and the code from the slip below: your own browser recomputes the fingerprint and matches it with the checkpoint.",
     anomalies: "Findings (anomalies) by rule", rule: "Rule", count: "Count",
     checkpoint: "Latest signed checkpoint", size: "Entries", root: "Merkle root",
     receiptTitle: "Check your payment receipt",
@@ -63,6 +73,14 @@ function rupiah(n) {
   return "Rp" + new Intl.NumberFormat(lang === "id" ? "id-ID" : "en-US").format(n);
 }
 function num(n) { return new Intl.NumberFormat(lang === "id" ? "id-ID" : "en-US").format(n); }
+// Axis amounts in the page's language: "1,5 jt" / "2 M" (juta, miliar) in Indonesian, "1.5M" / "2B" in English.
+function compactRupiah(n) {
+  return new Intl.NumberFormat(lang === "id" ? "id-ID" : "en-US", { notation: "compact", maximumFractionDigits: 1 }).format(n);
+}
+function regionLabel(code) {
+  const name = state.summary && state.summary.region_names && state.summary.region_names[code];
+  return name ? `${name} (${code})` : code;
+}
 function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
@@ -105,7 +123,9 @@ function renderTotals() {
     ];
     const table = el("table");
     for (const [k, v] of rows) table.append(el("tr", {}, el("td", {}, k), el("td", {}, v)));
-    box.append(el("div", { class: "card", "data-program": p.program }, el("h3", {}, p.program), table));
+    const card = el("div", { class: "card", "data-program": p.program }, el("h3", {}, p.program), table);
+    if (p.hidden_cells) card.append(el("p", { class: "muted hidden-note" }, t("hiddenInTotals").replace("{n}", num(p.hidden_cells))));
+    box.append(card);
   }
 }
 
@@ -127,41 +147,75 @@ async function renderChart() {
   let cells;
   try { cells = await loadCells(region ? "kecamatan" : "kota", region); } catch (e) { cells = []; }
   const byPeriod = new Map(state.summary.periods.map((p) => [p, { ordered: 0, credited: 0, collected: 0, returned: 0, n: 0 }]));
+  const hidden = { small: [], protects_another: [] };
   for (const c of cells) {
     if (program && c.program !== program) continue;
-    if (c.suppressed || !c.amounts) continue;
+    if (c.suppressed || !c.amounts) {
+      const why = c.suppressed_because === "protects_another" ? "protects_another" : "small";
+      hidden[why].push(`${c.program} ${c.period}` + (c.region_name && region ? ` (${c.region_name})` : ""));
+      continue;
+    }
     const b = byPeriod.get(c.period) || { ordered: 0, credited: 0, collected: 0, returned: 0, n: 0 };
     for (const k of ["ordered", "credited", "collected", "returned"]) b[k] += c.amounts[k];
     b.n += 1; byPeriod.set(c.period, b);
   }
+  renderHiddenNote(hidden);
   const periods = [...byPeriod.entries()].filter(([, b]) => b.n > 0);
   chart.replaceChildren();
-  const W = 900, H = 320, L = 70, B = 60, T = 10;
+  // Drawn at the size it is shown (one SVG unit = one CSS pixel), so text stays readable on a phone.
+  const W = Math.max(280, Math.round($("#chart-wrap").getBoundingClientRect().width)), T = 16, R = 10;
   const max = Math.max(1, ...periods.map(([, b]) => b.ordered), ...periods.map(([, b]) => b.credited));
-  chart.append(svg("line", { x1: L, y1: H - B, x2: W - 10, y2: H - B, stroke: "#999" }));
-  for (let i = 0; i <= 4; i++) {
-    const v = (max * i) / 4, y = H - B - ((H - B - T) * i) / 4;
-    chart.append(svg("line", { x1: L, y1: y, x2: W - 10, y2: y, stroke: "#eee" }));
-    chart.append(svg("text", { x: L - 6, y: y + 4, "text-anchor": "end" }, (v / 1e6).toFixed(v >= 1e7 ? 0 : 1) + " jt"));
-  }
+  const ticks = [0, 1, 2, 3, 4].map((i) => (max * i) / 4);
+  const tickText = ticks.map((v) => compactRupiah(v));
+  const L = 12 + Math.max(...tickText.map((s) => measure(chart, s)));
+  const slot = (W - R - L) / Math.max(1, periods.length);
+  const labelW = Math.max(0, ...periods.map(([p]) => measure(chart, p)));
+  const vertical = labelW > slot - 6;  // horizontal labels would touch: stand them up
+  const B = (vertical ? labelW : 12) + 14, H = (W < 600 ? 240 : 300) + B;
+  chart.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  chart.setAttribute("width", W); chart.setAttribute("height", H);
+  chart.append(svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" }));
+  ticks.forEach((v, i) => {
+    const y = H - B - ((H - B - T) * i) / 4;
+    chart.append(svg("line", { x1: L, y1: y, x2: W - R, y2: y, stroke: "#eee" }));
+    chart.append(svg("text", { class: "tick", x: L - 6, y: y + 4, "text-anchor": "end" }, tickText[i]));
+  });
   if (!periods.length) {
-    chart.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, t("noData")));
+    chart.append(svg("text", { x: W / 2, y: (H - B) / 2, "text-anchor": "middle" }, t("noData")));
     return;
   }
-  const slot = (W - 10 - L) / periods.length, kinds = ["ordered", "credited", "collected", "returned"];
-  const bw = Math.max(2, (slot * 0.8) / kinds.length);
+  const kinds = ["ordered", "credited", "collected", "returned"];
+  const bw = Math.max(1, (slot * 0.8) / kinds.length);
   periods.forEach(([period, b], i) => {
-    const x0 = L + i * slot + slot * 0.1;
+    const x0 = L + i * slot + slot * 0.1, mid = x0 + (bw * kinds.length) / 2;
     kinds.forEach((k, j) => {
       const h = ((H - B - T) * b[k]) / max;
-      const r = svg("rect", { class: "bar " + k, x: x0 + j * bw, y: H - B - h, width: bw - 1, height: Math.max(h, 0),
+      const r = svg("rect", { class: "bar " + k, x: x0 + j * bw, y: H - B - h, width: Math.max(bw - 1, 0.5), height: Math.max(h, 0),
                                "data-period": period, "data-kind": k, "data-value": b[k] });
       r.append(svg("title", {}, `${period} · ${t(k)}: ${rupiah(b[k])}`));
       chart.append(r);
     });
-    chart.append(svg("text", { x: x0 + (bw * kinds.length) / 2, y: H - B + 14, "text-anchor": "end",
-                              transform: `rotate(-30 ${x0 + (bw * kinds.length) / 2} ${H - B + 14})` }, period));
+    const label = vertical
+      ? svg("text", { class: "period", x: mid + 4, y: H - B + 8, "text-anchor": "end", transform: `rotate(-90 ${mid + 4} ${H - B + 8})` }, period)
+      : svg("text", { class: "period", x: mid, y: H - B + 16, "text-anchor": "middle" }, period);
+    chart.append(label);
   });
+}
+
+function measure(chart, text) {
+  const probe = svg("text", { class: "tick", x: 0, y: -100 }, text);
+  chart.append(probe);
+  const w = probe.getComputedTextLength();
+  probe.remove();
+  return w;
+}
+
+function renderHiddenNote(hidden) {
+  const box = $("#hidden-cells");
+  box.replaceChildren();
+  for (const [why, key] of [["small", "hiddenSmall"], ["protects_another", "hiddenProtects"]]) {
+    if (hidden[why].length) box.append(el("p", { class: "muted", "data-why": why }, `${t(key)}: ${hidden[why].join(", ")}.`));
+  }
 }
 
 // --------------------------------------------------------------- anomalies
@@ -271,7 +325,9 @@ async function boot() {
   $("#program").addEventListener("change", renderChart);
   try { state.checkpoint = await getJSON("/public/v1/checkpoint"); } catch (e) { state.checkpoint = null; }
   state.summary = await getJSON("/public/v1/summary");
-  for (const r of state.summary.regions) $("#region").append(el("option", { value: r }, r));
+  for (const r of state.summary.regions) $("#region").append(el("option", { value: r }, regionLabel(r)));
+  let resized;
+  window.addEventListener("resize", () => { clearTimeout(resized); resized = setTimeout(renderChart, 150); });
   renderCheckpoint();
   applyLang();
   await renderChart();

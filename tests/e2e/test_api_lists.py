@@ -131,3 +131,14 @@ def test_cursor_of_another_list_is_rejected(inspector) -> None:
     assert trail_cursor
     r = inspector.get("/v1/balances", params={**REASON, "cursor": trail_cursor})
     assert r.status_code == 400 and r.json()["error"] == "invalid_cursor"
+
+
+def test_anomaly_details_in_indonesian_by_accept_language(inspector) -> None:
+    params = {**REASON, "limit": 1000}
+    english = inspector.get("/v1/anomalies", params=params)
+    indonesian = inspector.get("/v1/anomalies", params=params, headers={"Accept-Language": "id-ID,id;q=0.9,en;q=0.5"})
+    assert english.headers["content-language"] == "en" and indonesian.headers["content-language"] == "id"
+    en_items, id_items = english.json()["items"], indonesian.json()["items"]
+    assert [a["primary"] for a in en_items] == [a["primary"] for a in id_items]
+    assert all(a["detail"] != b["detail"] for a, b in zip(en_items, id_items))
+    assert any("keluarga" in a["detail"] or "penerima" in a["detail"] for a in id_items)

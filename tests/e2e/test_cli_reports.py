@@ -309,3 +309,13 @@ def test_postgresql_outputs_equal_sqlite(world: World, pg_url: str, tmp_path: Pa
     assert pg.ok("anomalies", "--rule", "duplicate_payout") == world.ok("anomalies", "--rule", "duplicate_payout")
     bad = pg.run("anomalies", "--as-of", "2024-13-01")
     assert bad.returncode == 2 and "--as-of" in bad.stderr.decode()
+
+
+def test_anomalies_in_indonesian(world: World) -> None:
+    english = [json.loads(line) for line in world.run("anomalies").stdout.splitlines()]
+    res = world.run("anomalies", "--lang", "id")
+    assert res.returncode == 0
+    indonesian = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [{**a, "detail": None} for a in english] == [{**a, "detail": None} for a in indonesian]
+    assert all(a["detail"] != b["detail"] for a, b in zip(english, indonesian))
+    assert world.run("anomalies", "--lang", "fr").returncode == 2
