@@ -286,10 +286,10 @@ class Transparency:
             "root": root.hex(),
         }
 
-    def tlog_proof(self, index: int) -> str:
+    def tlog_proof(self, index: int, checkpoint: StoredCheckpoint | None = None) -> str:
         """A C2SP tlog-proof of entry `index` against the latest recorded
-        checkpoint, its note verbatim (cosignatures included)."""
-        cp = self.latest_checkpoint()
+        checkpoint (or `checkpoint`), its note verbatim (cosignatures included)."""
+        cp = checkpoint or self.latest_checkpoint()
         if cp is None:
             raise NotCovered("no checkpoint has been recorded yet: run `jejak checkpoint` first")
         if not 0 <= index < cp.size:
