@@ -687,7 +687,7 @@ def _leaf_bytes(leaf_file: str | None) -> bytes:
 
 @audit_app.command("verify-proof")
 def audit_verify_proof(
-    proof_file: str = typer.Argument(..., help="Output of `jejak prove` (JSON or --format tlog-proof)"),
+    proof_file: str = typer.Argument(..., help="Output of `jejak prove` (JSON or --format tlog-proof); - for stdin"),
     checkpoint_file: Optional[str] = typer.Option(None, "--checkpoint", help="JSON proofs: the signed checkpoint"),
     key_file: Optional[str] = typer.Option(None, "--key", help="File with verifier key line(s)"),
     log_key: Optional[str] = typer.Option(None, "--log-key", help="The log's verifier key (vkey string)"),
@@ -700,7 +700,9 @@ def audit_verify_proof(
     from jejak.audit.offline import verify_inclusion_file
     from jejak.audit.tlog_proof import is_tlog_proof, verify_tlog_proof
 
-    raw = _read_bytes(proof_file, "proof")
+    if proof_file == "-" and leaf_file is None:
+        fail("with the proof on standard input, give the leaf with --leaf FILE")
+    raw = sys.stdin.buffer.read() if proof_file == "-" else _read_bytes(proof_file, "proof")
     if log_key is None and key_file is None:
         fail("give the log's verifier key with --log-key VKEY")
     keys = _log_keys(log_key) if log_key is not None else _read_keys(key_file)  # type: ignore[arg-type]
