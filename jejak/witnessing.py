@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from jejak.audit.cosignature import parse_cosignature_line
-from jejak.audit.errors import MalformedNote, SignatureInvalid, VerificationError
+from jejak.audit.errors import MalformedNote, VerificationError
 from jejak.audit.keys import replace_file
 from jejak.audit.note import Verifier
 from jejak.audit.policy import MalformedPolicy, Policy, PolicyWitness, QuorumNotMet
@@ -149,7 +149,7 @@ class PolicyCosigner:
                 continue
             try:
                 witness.verifier.verify(text, cosignature)
-            except (SignatureInvalid, VerificationError) as exc:
+            except VerificationError as exc:
                 problems.append(str(exc))
                 continue
             return Outcome(witness, cosignature.line(), size)

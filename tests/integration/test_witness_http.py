@@ -137,3 +137,21 @@ def test_add_log_twice_is_harmless(witness) -> None:
     proc, _verifier, log = witness
     res = run_jejak("witness", "add-log", "--state", str(proc.state), log.signer.verifier_key_text())
     assert res.returncode == 0 and '"added": false' in res.stdout
+
+
+def test_racing_requests_cosign_once(witness) -> None:
+    """Checking the old size and storing the new head are one compare-and-swap:
+    of many identical requests racing from the same old size, one is cosigned and
+    every other one is told the new size (tlog-witness's rollback race)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    proc, verifier, log = witness
+    log.grow(5)
+    _cosigned(proc.post(log.request(0)), verifier, log, 5)
+    log.grow(9)
+    body = log.request(5)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda _: proc.post(body), range(12)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] + [409] * 11, codes
+    assert all(a.text == "9\n" for a in answers if a.status_code == 409)

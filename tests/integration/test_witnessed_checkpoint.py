@@ -69,9 +69,10 @@ class Deployment:
             w.stop()
 
 
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    d = Deployment(tmp_path, str(tmp_path / "jejak.db"))
+@pytest.fixture(params=["sqlite"])
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    url = str(tmp_path / "jejak.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    d = Deployment(tmp_path, url)
     try:
         yield d
     finally:
@@ -82,6 +83,7 @@ def _cosigners(note: str) -> list[str]:
     return [line.split(" ")[1] for line in note.split("\n\n", 1)[1].splitlines()]
 
 
+@pytest.mark.parametrize("deployment", ["sqlite", "postgresql"], indirect=True)
 def test_two_of_three_with_one_witness_down_then_not_with_two(deployment: Deployment) -> None:
     d = deployment
     d.witnesses["W2"].stop()
