@@ -357,6 +357,9 @@ def checkpoint(
             fail(f"refusing to sign a checkpoint{where}: {exc}; run `jejak verify`", EXIT_TAMPERED)
         except FileNotFoundError as exc:
             fail(str(exc), EXIT_USAGE)
+    for outcome in getattr(cosigner, "outcomes", []):  # quorum met: say who did not cosign, and why
+        if not outcome.line:
+            typer.echo(f"jejak: warning: witness {outcome.witness.name}: no cosignature: {outcome.reason}", err=True)
     sys.stdout.write(cp.note)
 
 

@@ -236,3 +236,25 @@ def test_serve_publishes_only_cosigned_checkpoints_under_a_policy(deployment: De
     assert d.recorded() == [witnessed.stdout, plain.stdout]
     assert _serve_checkpoint(d, d.policy) == witnessed.stdout
     assert _serve_checkpoint(d, None) == plain.stdout
+
+
+def test_a_witness_holding_a_fork_is_named_and_the_others_suffice(deployment: Deployment) -> None:
+    import sqlite3
+
+    d = deployment
+    first = d.checkpoint()
+    assert first.exit_code == 0, first.stderr
+    d.feed(len(d.lines) // 3)
+    store = Store.open(d.store_url, create=False)
+    try:
+        size = store.head()[0]
+    finally:
+        store.close()
+    # W1 has cosigned another tree of the size the log is about to sign
+    with sqlite3.connect(d.witnesses["W1"].state / "witness.db") as db:
+        db.execute("UPDATE logs SET size = ?, root = ?", (size, bytes(range(32))))
+    second = d.checkpoint()
+    assert second.exit_code == 0, second.stderr
+    assert "witness W1: no cosignature: 409: it cosigned another tree of this size (fork?)" in second.stderr
+    assert _cosigners(second.stdout)[1:] == ["witness.test/w2", "witness.test/w3"]
+    assert d.recorded() == [first.stdout, second.stdout]
