@@ -147,7 +147,7 @@ class Transparency:
         return root_at(size, self.store.node_reader())
 
     def signer_state(self) -> SignerState:
-        return SignerState(self.settings.resolved_keys_dir(), self.settings.origin)
+        return SignerState(self.settings.resolved_signer_state_dir(), self.settings.origin)
 
     def issue_checkpoint(self, cosigner: "Cosigner | None" = None) -> StoredCheckpoint:
         """Sign a tree head the log has been checked against, and record it
