@@ -73,3 +73,6 @@ def test_state_dir_without_witness(tmp_path: Path) -> None:
         WitnessState(tmp_path)
     with pytest.raises(WitnessStateError, match="invalid witness name"):
         init_state(tmp_path / "x", "has space")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(WitnessStateError, match="cannot create the state directory"):
+        init_state(tmp_path / "file", "witness.test/x")
