@@ -20,6 +20,7 @@ from jejak.ledger import Ledger
 from jejak.reports import Reports
 from jejak.settings import Settings
 from jejak.transparency import StoredCheckpoint, Transparency
+from jejak.witnessing import load_policy
 
 
 #: How stale a public answer (aggregates, summary, default proof size) may be, in seconds.
@@ -38,6 +39,7 @@ class ApiState:
             self.store = self.ledger.store
             self.reports = Reports(self.ledger)
             self.transparency = Transparency(self.store, settings)
+            self.policy = None if settings.witness_policy is None else load_policy(settings.witness_policy)
             self.receipts = ReceiptCodes(receipt_key(self.ledger.tokenizer))
             ensure_token_table(self.store)
             ensure_access_table(self.store)
@@ -50,7 +52,7 @@ class ApiState:
         self._seen_size = -1
         self._last_refresh: tuple[float, tuple[int, int, int | None]] | None = None
         self._last_checkpoint: tuple[float, StoredCheckpoint | None] | None = None
-        self._checkpoint_by_seq: StoredCheckpoint | None = None
+        self._checkpoint_by_seq: tuple[int, StoredCheckpoint | None] | None = None
         self._cache_lock = threading.Lock()
         self._cache: dict[Any, tuple[int, Any]] = {}
         self._responses: OrderedDict[Any, tuple[int, bytes]] = OrderedDict()
@@ -141,16 +143,16 @@ class ApiState:
         return body
 
     def checkpoint_with_seq(self, seq: int | None) -> StoredCheckpoint | None:
-        """The latest checkpoint as a probe saw it (its seq): stored checkpoints never
-        change, so it is read only when a newer one was issued."""
+        """The latest published checkpoint as a probe saw the latest seq: stored
+        checkpoints never change, so it is read only when a newer one was issued."""
         if seq is None:
             return None
         known = self._checkpoint_by_seq
-        if known is not None and known.seq == seq:
-            return known
-        checkpoint = self.transparency.latest_checkpoint()
-        if checkpoint is not None and checkpoint.seq >= seq:
-            self._checkpoint_by_seq = checkpoint
+        if known is not None and known[0] == seq:
+            return known[1]
+        checkpoint = self._published()
+        if checkpoint is None or checkpoint.seq <= seq:
+            self._checkpoint_by_seq = (seq, checkpoint)
         return checkpoint
 
     def latest_checkpoint(self, max_age: float = 0.0) -> StoredCheckpoint | None:
@@ -158,9 +160,15 @@ class ApiState:
             last = self._last_checkpoint
             if last is not None and time.monotonic() - last[0] < max_age:
                 return last[1]
-        checkpoint = self.transparency.latest_checkpoint()
+        checkpoint = self._published()
         self._last_checkpoint = (time.monotonic(), checkpoint)
         return checkpoint
+
+    def _published(self) -> StoredCheckpoint | None:
+        """The latest checkpoint; with a witness policy, the latest one with its quorum of cosignatures."""
+        if self.policy is None:
+            return self.transparency.latest_checkpoint()
+        return self.transparency.latest_witnessed_checkpoint(self.policy)
 
 
 class Fresh:

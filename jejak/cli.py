@@ -355,8 +355,11 @@ def checkpoint(
         except VerificationError as exc:
             where = "" if exc.index is None else f" (first bad log index {exc.index})"
             fail(f"refusing to sign a checkpoint{where}: {exc}; run `jejak verify`", EXIT_TAMPERED)
-        except FileNotFoundError as exc:
+        except OSError as exc:  # no key ring here, or the signer state cannot be written
             fail(str(exc), EXIT_USAGE)
+    for outcome in getattr(cosigner, "outcomes", []):  # quorum met: say who did not cosign, and why
+        if not outcome.line:
+            typer.echo(f"jejak: warning: witness {outcome.witness.name}: no cosignature: {outcome.reason}", err=True)
     sys.stdout.write(cp.note)
 
 
@@ -389,7 +392,7 @@ def _policy_cosigner(transparency: Any, path: Path | None) -> Any:
     settings = transparency.settings
     try:
         log_key = transparency.keyring().current_signer().verifier
-        return PolicyCosigner(load_policy(path, log_key), WitnessMemory(settings.resolved_keys_dir(), settings.origin),
+        return PolicyCosigner(load_policy(path, log_key), WitnessMemory(settings.resolved_signer_state_dir(), settings.origin),
                               settings.witness_timeout)
     except (PolicyError, FileNotFoundError) as exc:
         fail(str(exc), EXIT_USAGE)

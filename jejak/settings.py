@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     #: Name of the checkpoint signing key.
     key_name: str = "jejak.local/bansos"
 
+    #: Where the checkpoint signer keeps what it last signed (and the witnesses'
+    #: sizes): never the database. Default: the keys directory.
+    signer_state_dir: Path | None = None
     #: C2SP tlog-policy file: `jejak checkpoint` gathers the witness cosignatures it
     #: requires, `verify` checks them, `serve` publishes only cosigned checkpoints.
     witness_policy: Path | None = None
@@ -50,6 +53,9 @@ class Settings(BaseSettings):
     #: plans and writes them (0: all in this process). On two cores one was as
     #: fast as two, on either store.
     ingest_workers: int = Field(default=1, ge=0, le=16)
+
+    def resolved_signer_state_dir(self) -> Path:
+        return self.signer_state_dir if self.signer_state_dir is not None else self.resolved_keys_dir()
 
     def resolved_keys_dir(self) -> Path:
         if self.keys_dir is not None:

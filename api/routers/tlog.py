@@ -60,15 +60,9 @@ def witnesses(state: Annotated[ApiState, Depends(get_state)]) -> dict:
     """The witness policy the log's checkpoints are cosigned under (C2SP tlog-policy):
     each witness's verifier key (type 0x04), the groups and the quorum, so that a
     browser or any client can check the cosignatures of a checkpoint note itself."""
-    from jejak.witnessing import PolicyError, load_policy
-
-    path = state.settings.witness_policy
-    if path is None:
+    policy = state.policy
+    if policy is None:
         return {"quorum": "none", "witnesses": [], "groups": []}
-    try:
-        policy = load_policy(path)
-    except PolicyError as exc:
-        raise ApiError(503, f"the witness policy cannot be read: {exc}") from None
     return {
         "quorum": policy.quorum,
         "witnesses": [{"name": w.name, "vkey": w.verifier.key_text()} for w in policy.witnesses],

@@ -206,3 +206,16 @@ def test_secret_check_catches_literals(compose):
                                                        JEJAK_STORE="postgresql://jejak:hunter2@postgres:5432/jejak",
                                                        JEJAK_KEK="00" * 32)
     assert len(_secret_problems(bad)) == 3
+
+
+def test_two_independent_witnesses_and_a_policy_requiring_both(compose):
+    witnesses = [compose["services"][name] for name in ("witness-1", "witness-2")]
+    volumes = [w["volumes"][0].split(":")[0] for w in witnesses]
+    assert len(set(volumes)) == 2, "each witness keeps its own state"
+    for w in witnesses:
+        assert "JEJAK_STORE" not in w.get("environment", {}), "a witness needs nothing of the ledger"
+        assert "./secrets" not in " ".join(w.get("volumes", [])), "nor the log's keys"
+        assert "witness serve" in " ".join(w["command"])
+        assert w["healthcheck"]["test"]
+    example = (REPO / "witnesses" / "policy.example").read_text()
+    assert "group both all w1 w2" in example and "quorum both" in example
