@@ -1,5 +1,6 @@
 """Golden C2SP tlog-tiles: a fixed key and a small fixed log (515 entries)
-give byte-exact tiles, entry bundles and checkpoint (tests/vectors/tlog-tiles-515.json).
+give byte-exact tiles, entry bundles, checkpoint and tlog-proofs of four
+entries (tests/vectors/tlog-tiles-515.json; proofs under "tlog-proof/<index>").
 
 Each file is re-derived here by an independent few-line reader (hashlib and
 cryptography's Ed25519, tests/tlog_reader.py), and written by the production
@@ -24,6 +25,7 @@ VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "tlog-tiles-515.json"
 NAME = "jejak.test/tiles-vector"
 SEED = hashlib.sha256(b"jejak tlog-tiles golden vector key").digest()
 SIZE = 515
+PROVED = (0, 255, 300, 514)  # tlog-proofs of these entries are in the vector too
 
 
 def vector_leaves() -> list[bytes]:
@@ -55,6 +57,24 @@ def independent_files(leaves: list[bytes]) -> dict[str, bytes]:
     return files
 
 
+def audit_path(m: int, hashes: list[bytes]) -> list[bytes]:
+    """RFC 9162 PATH(m, D[n]), leaf side first."""
+    if len(hashes) == 1:
+        return []
+    k = 1 << ((len(hashes) - 1).bit_length() - 1)
+    if m < k:
+        return audit_path(m, hashes[:k]) + [mth(hashes[k:])]
+    return audit_path(m - k, hashes[k:]) + [mth(hashes[:k])]
+
+
+def independent_proofs(leaves: list[bytes], note: bytes) -> dict[str, bytes]:
+    """c2sp.org/tlog-proof@v1 of each PROVED entry, from the specification alone."""
+    hashes = [leaf_hash(x) for x in leaves]
+    return {str(i): ("c2sp.org/tlog-proof@v1\n" f"index {i}\n"
+                     + "".join(base64.b64encode(h).decode() + "\n" for h in audit_path(i, hashes))).encode()
+            + b"\n" + note for i in PROVED}
+
+
 def production_files(tmp: Path) -> dict[str, bytes]:
     """The same log through jejak: a SQLite store, its checkpoint and `TilesWriter`."""
     from jejak.audit.note import Signer
@@ -80,9 +100,11 @@ def production_files(tmp: Path) -> dict[str, bytes]:
         Transparency(store, settings).issue_checkpoint()
         out = tmp / "tiles"
         TilesWriter(store, settings, out).run()
+        proofs = {str(i): Transparency(store, settings).tlog_proof(i).encode() for i in PROVED}
     finally:
         store.close()
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    return {**files, **{f"tlog-proof/{i}": text for i, text in proofs.items()}}
 
 
 def load_vector() -> dict[str, bytes]:
@@ -92,7 +114,10 @@ def load_vector() -> dict[str, bytes]:
 
 
 def test_the_vector_is_what_the_specifications_give() -> None:
-    assert independent_files(vector_leaves()) == load_vector()
+    leaves = vector_leaves()
+    files = independent_files(leaves)
+    proofs = independent_proofs(leaves, files["checkpoint"])
+    assert {**files, **{f"tlog-proof/{i}": text for i, text in proofs.items()}} == load_vector()
 
 
 def test_jejak_writes_the_vector_byte_for_byte(tmp_path: Path) -> None:
