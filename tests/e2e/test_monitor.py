@@ -109,3 +109,12 @@ def test_unreachable_sources_are_exit_2(logs: dict, tmp_path: Path) -> None:
     (partial / "tile/entries/001").unlink()
     code, out, _ = monitor(logs, partial, tmp_path / "s")
     assert code == 2 and "tile/entries/001" in out["error"]
+
+
+def test_every_keeps_watching_until_a_problem(logs: dict, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert monitor(logs, logs["at600"], state)[0] == 0
+    r = cli(logs["tmp"], "monitor", "--tiles", str(logs["fork"]), "--log-key", logs["vkey"], "--state", str(state),
+            "--every", "0.2")
+    assert r.returncode == 1  # the loop ends at the first round that finds a fork
+    assert json.loads(r.stdout.decode().splitlines()[0])["problem"] == "fork"
