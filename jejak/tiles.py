@@ -16,7 +16,7 @@ from pathlib import Path
 from jejak.audit.checkpoint import Checkpoint
 from jejak.audit.errors import MalformedCheckpoint, MalformedNote, RootMismatch, VerificationError
 from jejak.audit.merkle import leaf_hash, root_at
-from jejak.audit.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, TileHashReader, encode_bundle, level_tiles, parse_tile_path
+from jejak.audit.tiles import TILE_HEIGHT, Tile, TileHashReader, encode_bundle, level_tiles, parse_tile_path
 from jejak.settings import Settings
 from jejak.store.datastore import Store
 from jejak.store.recorders import blob
