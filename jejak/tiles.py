@@ -22,7 +22,7 @@ from jejak.store.datastore import Store
 from jejak.store.recorders import blob
 from jejak.transparency import StoredCheckpoint, Transparency
 
-#: Tiles read from the store in one query (of level-0 rows: 64 × 256 entries).
+#: Tiles of a level >= 1 read from the store in one query (level 0 is streamed with its entries).
 TILES_PER_READ = 64
 
 
