@@ -8,7 +8,8 @@ COPY projections ./projections
 COPY audit ./audit
 COPY api ./api
 COPY feeds ./feeds
-RUN pip install --no-cache-dir . && useradd --system --home /var/lib/jejak jejak && mkdir -p /var/lib/jejak && chown jejak /var/lib/jejak
+COPY witness ./witness
+RUN pip install --no-cache-dir . && useradd --system --home /var/lib/jejak jejak && mkdir -p /var/lib/jejak/witness /var/lib/jejak/signer && chown -R jejak /var/lib/jejak
 USER jejak
 ENV JEJAK_PROFILE=prod JEJAK_KEYS_DIR=/run/secrets/jejak
 EXPOSE 8000

@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PublicReadOnly)
     for module in (health, checkpoints, proofs, tlog, aggregates, web):
         app.include_router(module.router)
+    app.include_router(tlog.witnesses_router)
     app.include_router(receipts.public)
     for module in (families, people, facts, balances, anomalies, access_log):
         app.include_router(module.router)

@@ -12,7 +12,7 @@ from .errors import MalformedCheckpoint, OriginMismatch
 from .merkle import HASH_SIZE
 from .note import Signer, Verifier, open_note, sign_note
 
-__all__ = ["Checkpoint", "sign_checkpoint", "verify_checkpoint"]
+__all__ = ["Checkpoint", "sign_checkpoint", "verify_checkpoint", "canonical_b64decode"]
 
 _SIZE = re.compile(r"0|[1-9][0-9]{0,19}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -23,6 +23,17 @@ def _check_line(what: str, line: str) -> None:
         raise MalformedCheckpoint(f"{what} must not be empty")
     if _CONTROL.search(line):
         raise MalformedCheckpoint(f"{what} contains a control character")
+
+
+def canonical_b64decode(text: str) -> bytes:
+    """Standard base64 in its one canonical spelling; raise ValueError ("is not …")."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise ValueError("is not valid base64") from None
+    if base64.b64encode(raw).decode() != text:
+        raise ValueError("is not canonical base64")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -62,11 +73,9 @@ class Checkpoint:
         if not _SIZE.fullmatch(size_s):
             raise MalformedCheckpoint(f"size: expected a decimal without leading zeros, got {size_s!r}")
         try:
-            root = base64.b64decode(root64.encode("ascii"), validate=True)
-        except (binascii.Error, ValueError, UnicodeEncodeError):
-            raise MalformedCheckpoint(f"root is not valid base64: {root64!r}") from None
-        if base64.b64encode(root).decode() != root64:
-            raise MalformedCheckpoint(f"root is not canonical base64: {root64!r}")
+            root = canonical_b64decode(root64)
+        except ValueError as exc:
+            raise MalformedCheckpoint(f"root {exc}: {root64!r}") from None
         return cls(origin, int(size_s), root, tuple(exts))
 
 

@@ -90,7 +90,7 @@ class Policy:
         witnesses: list[PolicyWitness] = []
         groups: list[PolicyGroup] = []
         names: set[str] = set()
-        keys: dict[bytes, str] = {}
+        keys: dict[str, dict[bytes, str]] = {"log": {}, "witness": {}}  # duplicates are checked per kind
         quorum: str | None = None
         for number, line in enumerate(text.split("\n"), start=1):
             bad = _BAD_OCTET.search(line)
@@ -115,9 +115,9 @@ class Policy:
                 return name
 
             def unique_key(public_key: bytes, what: str) -> None:
-                if public_key in keys:
-                    raise fail(f"duplicate {what} key: the same public key as {keys[public_key]}")
-                keys[public_key] = f"line {number}"
+                if public_key in keys[what]:
+                    raise fail(f"duplicate {what} key: the same public key as {keys[what][public_key]}")
+                keys[what][public_key] = f"line {number}"
 
             if keyword == "log":
                 if len(args) not in (1, 2):

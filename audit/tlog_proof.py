@@ -12,12 +12,11 @@ signed checkpoint it leads to, cosignatures included, in one offline-verifiable 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .checkpoint import Checkpoint, verify_checkpoint
+from .checkpoint import Checkpoint, canonical_b64decode, verify_checkpoint
 from .errors import MalformedProof
 from .merkle import HASH_SIZE, leaf_hash, verify_inclusion
 from .note import Verifier
@@ -43,12 +42,9 @@ def is_tlog_proof(text: str | bytes) -> bool:
 
 def _b64(what: str, text: str) -> bytes:
     try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise MalformedProof(f"{what}: expected standard base64, got {text[:60]!r}") from None
-    if base64.b64encode(raw).decode() != text:
-        raise MalformedProof(f"{what}: expected canonical base64, got {text[:60]!r}")
-    return raw
+        return canonical_b64decode(text)
+    except ValueError as exc:
+        raise MalformedProof(f"{what} {exc}: {text[:60]!r}") from None
 
 
 def format_tlog_proof(index: int, proof: Sequence[bytes], checkpoint_note: str) -> str:

@@ -387,8 +387,11 @@ def checkpoint(
         except VerificationError as exc:
             where = "" if exc.index is None else f" (first bad log index {exc.index})"
             fail(f"refusing to sign a checkpoint{where}: {exc}; run `jejak verify`", EXIT_TAMPERED)
-        except FileNotFoundError as exc:
+        except OSError as exc:  # no key ring here, or the signer state cannot be written
             fail(str(exc), EXIT_USAGE)
+    for outcome in getattr(cosigner, "outcomes", []):  # quorum met: say who did not cosign, and why
+        if not outcome.line:
+            typer.echo(f"jejak: warning: witness {outcome.witness.name}: no cosignature: {outcome.reason}", err=True)
     sys.stdout.write(cp.note)
 
 
@@ -421,7 +424,7 @@ def _policy_cosigner(transparency: Any, path: Path | None) -> Any:
     settings = transparency.settings
     try:
         log_key = transparency.keyring().current_signer().verifier
-        return PolicyCosigner(load_policy(path, log_key), WitnessMemory(settings.resolved_keys_dir(), settings.origin),
+        return PolicyCosigner(load_policy(path, log_key), WitnessMemory(settings.resolved_signer_state_dir(), settings.origin),
                               settings.witness_timeout)
     except (PolicyError, FileNotFoundError) as exc:
         fail(str(exc), EXIT_USAGE)
@@ -700,7 +703,7 @@ def _leaf_bytes(leaf_file: str | None) -> bytes:
 
 @audit_app.command("verify-proof")
 def audit_verify_proof(
-    proof_file: str = typer.Argument(..., help="Output of `jejak prove` (JSON or --format tlog-proof)"),
+    proof_file: str = typer.Argument(..., help="Output of `jejak prove` (JSON or --format tlog-proof); - for stdin"),
     checkpoint_file: Optional[str] = typer.Option(None, "--checkpoint", help="JSON proofs: the signed checkpoint"),
     key_file: Optional[str] = typer.Option(None, "--key", help="File with verifier key line(s)"),
     log_key: Optional[str] = typer.Option(None, "--log-key", help="The log's verifier key (vkey string)"),
@@ -713,7 +716,9 @@ def audit_verify_proof(
     from jejak.audit.offline import verify_inclusion_file
     from jejak.audit.tlog_proof import is_tlog_proof, verify_tlog_proof
 
-    raw = _read_bytes(proof_file, "proof")
+    if proof_file == "-" and leaf_file is None:
+        fail("with the proof on standard input, give the leaf with --leaf FILE")
+    raw = sys.stdin.buffer.read() if proof_file == "-" else _read_bytes(proof_file, "proof")
     if log_key is None and key_file is None:
         fail("give the log's verifier key with --log-key VKEY")
     keys = _log_keys(log_key) if log_key is not None else _read_keys(key_file)  # type: ignore[arg-type]

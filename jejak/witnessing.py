@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Callable
 
 from jejak.audit.cosignature import parse_cosignature_line
-from jejak.audit.errors import MalformedNote, SignatureInvalid, VerificationError
+from jejak.audit.errors import MalformedNote, VerificationError
 from jejak.audit.keys import replace_file
 from jejak.audit.note import Verifier
 from jejak.audit.policy import MalformedPolicy, Policy, PolicyWitness, QuorumNotMet
 
 MEMORY_FILE = "witness-sizes.json"
+SIZE_CONTENT_TYPE = "text/x.tlog.size"
 _SIZE = re.compile(r"(0|[1-9][0-9]{0,19})\n?")
 
 
@@ -126,10 +127,13 @@ class PolicyCosigner:
                 return Outcome(witness, None, None, f"unreachable: {getattr(exc, 'reason', exc)}")
             if status == 200:
                 return self._cosigned(witness, text, size, body)
+            if status == 409 and content_type.split(";")[0].strip() != SIZE_CONTENT_TYPE:
+                return Outcome(witness, None, None, f"409: it cosigned another tree of this size (fork?): "
+                                                    f"{body.strip()[:200]!r}")
             if status == 409 and attempt == 0:
                 held = _SIZE.fullmatch(body)
                 if held is None:
-                    return Outcome(witness, None, None, f"409 without a size: {body[:80]!r} ({content_type})")
+                    return Outcome(witness, None, None, f"409 without a valid size: {body[:80]!r}")
                 old = int(held.group(1))
                 if old > size:
                     return Outcome(witness, None, old,
@@ -149,7 +153,7 @@ class PolicyCosigner:
                 continue
             try:
                 witness.verifier.verify(text, cosignature)
-            except (SignatureInvalid, VerificationError) as exc:
+            except VerificationError as exc:
                 problems.append(str(exc))
                 continue
             return Outcome(witness, cosignature.line(), size)

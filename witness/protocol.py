@@ -3,7 +3,8 @@
 Checks, in the order the specification gives them: 400 malformed request;
 404 unknown origin; 403 no signature by a trusted key; 400 old size above the
 checkpoint size; 409 old size not the latest cosigned (body: that size,
-`text/x.tlog.size`); 409 same size, other root; 422 consistency proof does not
+`text/x.tlog.size`); 409 same size, other root (a fork: plain text, so that
+clients do not take it for a stale size); 422 consistency proof does not
 verify (a non-empty proof from size 0 included); else the new head is stored by
 compare and swap (409 if another request moved it meanwhile) and the answer is
 200 with the cosignature line.
@@ -100,8 +101,9 @@ def add_checkpoint(state: WitnessState, body: bytes, timestamp: int | None = Non
         return _conflict(known)
     new = LogHead(checkpoint.size, checkpoint.root)
     if new.size == known.size and new.root != known.root:
+        # 409 without the size content type: a fork, not a stale old size (clients tell them apart so)
         state.record_refusal(origin, 409, "same size, different root", body)
-        return _conflict(known)
+        return Answer(409, f"a checkpoint of size {known.size} with another root was cosigned: fork\n")
     problem = _proof_problem(request, known, new)
     if problem:
         state.record_refusal(origin, 422, problem, body)

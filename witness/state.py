@@ -67,7 +67,10 @@ def init_state(directory: Path, name: str) -> CosignatureSigner:
         raise WitnessStateError(f"invalid witness name {name!r}: no spaces and no '+' (e.g. witness.example.org/w1)")
     if holds_witness(directory):
         raise WitnessStateError(f"{directory} already holds a witness; it is never overwritten")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise WitnessStateError(f"cannot create the state directory {directory}: {exc.strerror}") from None
     signer = CosignatureSigner.generate(name)
     try:
         write_new_file(directory / KEY_FILE, (signer.key_text() + "\n").encode())

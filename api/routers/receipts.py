@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal, Optional
 from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 
 from jejak.api.common import FACT_ID_PATTERN, PUBLIC_ERRORS, V1_ERRORS, entries_at, proof_for
 from jejak.api.deps import ANY_ROLE, Fresh, fresh, require
 from jejak.api.errors import ApiError
 from jejak.api.schemas import PublicReceipt, ReceiptAmounts, ReceiptCheckpoint, ReceiptIssued
 from jejak.api.tokens import Principal
+from jejak.transparency import NotCovered
 
 public = APIRouter(prefix="/public/v1/receipts", tags=["public: receipts"])
 inspector = APIRouter(prefix="/v1/receipts", tags=["inspector: receipts"])
@@ -45,11 +48,18 @@ def issue(
                          check_path=f"/public/v1/receipts/{quote(order_id, safe=':')}?code={code}")
 
 
-@public.get("/{order_id:path}", response_model=PublicReceipt, responses=PUBLIC_ERRORS)
+TLOG_PROOF_CONTENT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "with format=tlog-proof: a C2SP tlog-proof download"}}
+
+
+@public.get("/{order_id:path}", response_model=PublicReceipt, responses={**PUBLIC_ERRORS, **TLOG_PROOF_CONTENT})
 def check(
     order_id: OrderId,
     code: Annotated[str, Query(min_length=1, max_length=40, description="receipt code from the payment slip")],
     f: Annotated[Fresh, Depends(fresh)],
+    format: Annotated[Optional[Literal["json", "tlog-proof"]], Query(
+        description="tlog-proof: the order's inclusion as a C2SP tlog-proof file (checkpoint and cosignatures "
+                    "inside; the leaf is this receipt's `leaf`)")] = None,
 ) -> PublicReceipt:
     """A recipient checks their payment: status, amounts, and proof that the order is in the signed log."""
     # The code is checked before the store is touched: a wrong code and an
@@ -83,6 +93,8 @@ def check(
     if leaf is None:
         raise ApiError(404, NO_RECEIPT)
     cp = f.state.latest_checkpoint()
+    if format == "tlog-proof":
+        return _tlog_proof_download(f, order_id, idx, cp)  # type: ignore[return-value]
     return PublicReceipt(
         order_id=order_id, program=str(order.get("program", "")), period=str(order.get("period", "")),
         channel=str(order.get("channel", "")), status=status,
@@ -91,3 +103,13 @@ def check(
         proof=proof_for(f.state.transparency, idx, cp),
         checkpoint=None if cp is None else ReceiptCheckpoint(size=cp.size, root_hex=cp.root.hex(), note=cp.note),
     )
+
+
+def _tlog_proof_download(f: Fresh, order_id: str, index: int, cp: Any) -> Response:
+    try:
+        text = f.state.transparency.tlog_proof(index, cp)
+    except NotCovered:
+        raise ApiError(404, "this order is not in a signed checkpoint yet; try again later", "not_covered") from None
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", order_id)
+    return Response(text.encode("utf-8"), media_type="text/plain; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.tlog-proof"'})

@@ -50,3 +50,21 @@ def tile(path: str, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     data = StoreTiles(state.store).tile_bytes(wanted)
     return Response(data, media_type="application/octet-stream",
                     headers={"Cache-Control": IMMUTABLE if wanted.full else SHORT_LIVED})
+
+
+witnesses_router = APIRouter(prefix="/public/v1", tags=["public: transparency"])
+
+
+@witnesses_router.get("/witnesses", responses=PUBLIC_ERRORS)
+def witnesses(state: Annotated[ApiState, Depends(get_state)]) -> dict:
+    """The witness policy the log's checkpoints are cosigned under (C2SP tlog-policy):
+    each witness's verifier key (type 0x04), the groups and the quorum, so that a
+    browser or any client can check the cosignatures of a checkpoint note itself."""
+    policy = state.policy
+    if policy is None:
+        return {"quorum": "none", "witnesses": [], "groups": []}
+    return {
+        "quorum": policy.quorum,
+        "witnesses": [{"name": w.name, "vkey": w.verifier.key_text()} for w in policy.witnesses],
+        "groups": [{"name": g.name, "threshold": g.threshold, "members": list(g.members)} for g in policy.groups],
+    }

@@ -22,7 +22,10 @@ const I18N = {
     orderId: "Nomor perintah bayar", code: "Kode bukti", check: "Periksa", keys: "Kunci verifikasi",
     checking: "Memeriksa…", valid: "Terverifikasi: pembayaran ini tercatat di log yang ditandatangani.",
     notFound: "Tidak ditemukan: nomor atau kode tidak cocok.", invalid: "GAGAL: bukti inklusi tidak cocok dengan checkpoint.",
-    pending: "Belum tercakup checkpoint; coba lagi nanti.", status: "Status", index: "Indeks log", noData: "Belum ada data",
+    pending: "Belum tercakup checkpoint; coba lagi nanti.", status: "Status",
+    signature: "Tanda tangan", sigOk: "tanda tangan log sah (diperiksa browser Anda)", sigBad: "GAGAL: tanda tangan log tidak sah",
+    cosigned: "disaksikan oleh", noWitness: "tanpa saksi", quorumOk: "kuorum saksi terpenuhi", quorumBad: "kuorum saksi TIDAK terpenuhi",
+    download: "Unduh bukti (tlog-proof)", index: "Indeks log", noData: "Belum ada data",
     st_ordered: "diperintahkan", st_failed: "gagal", st_credited: "dikreditkan", st_partly_collected: "sebagian dicairkan",
     st_collected: "dicairkan", period: "Periode", failed: "Gagal",
     r_duplicate_payout: "Pembayaran ganda", r_no_eligibility: "Tanpa penetapan KPM", r_over_entitlement: "Melebihi hak",
@@ -52,7 +55,10 @@ const I18N = {
     orderId: "Payment order number", code: "Receipt code", check: "Check", keys: "Verifier keys",
     checking: "Checking…", valid: "Verified: this payment is in the signed log.",
     notFound: "Not found: the number or code does not match.", invalid: "FAILED: the inclusion proof does not match the checkpoint.",
-    pending: "Not yet covered by a checkpoint; try again later.", status: "Status", index: "Log index", noData: "No data yet",
+    pending: "Not yet covered by a checkpoint; try again later.", status: "Status",
+    signature: "Signature", sigOk: "log signature valid (checked by your browser)", sigBad: "FAILED: the log signature is not valid",
+    cosigned: "cosigned by", noWitness: "no witness", quorumOk: "witness quorum met", quorumBad: "witness quorum NOT met",
+    download: "Download the proof (tlog-proof)", index: "Log index", noData: "No data yet",
     st_ordered: "ordered", st_failed: "failed", st_credited: "credited", st_partly_collected: "partly collected",
     st_collected: "collected", period: "Period", failed: "Failed",
     r_duplicate_payout: "Duplicate payout", r_no_eligibility: "No eligibility", r_over_entitlement: "Over entitlement",
@@ -67,7 +73,7 @@ const I18N = {
 let lang = localStorage.getItem("jejak.lang") || "id";
 const t = (k) => (I18N[lang][k] ?? I18N.id[k] ?? k);
 const $ = (sel) => document.querySelector(sel);
-const state = { summary: null, checkpoint: null, cells: {}, lastReceipt: null };
+const state = { summary: null, checkpoint: null, cells: {}, lastReceipt: null, noteCheck: null };
 
 function rupiah(n) {
   return "Rp" + new Intl.NumberFormat(lang === "id" ? "id-ID" : "en-US").format(n);
@@ -105,7 +111,7 @@ function applyLang() {
   document.documentElement.lang = lang;
   document.querySelectorAll("[data-i18n]").forEach((e) => { e.textContent = t(e.dataset.i18n); });
   $("#lang").textContent = lang === "id" ? "English" : "Bahasa Indonesia";
-  renderTotals(); renderChart(); renderAnomalies();
+  renderTotals(); renderChart(); renderAnomalies(); renderCheckpoint();
   if (state.lastReceipt) showReceipt(...state.lastReceipt);
 }
 
@@ -240,6 +246,66 @@ function renderCheckpoint() {
   $("#cp-size").textContent = num(cp.size);
   $("#cp-root").textContent = cp.root_hex;
   $("#cp-note").textContent = cp.note;
+  const c = state.noteCheck, box = $("#cp-verify");
+  if (!c) return;
+  box.dataset.status = c.logOk && c.quorumOk ? "valid" : "invalid";
+  box.className = c.logOk && c.quorumOk ? "ok" : "bad";
+  box.textContent = [c.logOk ? t("sigOk") : t("sigBad"),
+    c.cosigned.length ? `${t("cosigned")} ${c.cosigned.join(", ")}` : t("noWitness"),
+    c.quorumOk ? t("quorumOk") : t("quorumBad")].join(" · ");
+}
+
+// ------------------------------- C2SP signed note and cosignatures, in the browser
+const utf8 = (s) => new TextEncoder().encode(s);
+function splitNote(note) {
+  const i = note.lastIndexOf("\n\n");
+  const sigs = note.slice(i + 2).split("\n").filter(Boolean).map((line) => {
+    const m = /^\u2014 (\S+) ([A-Za-z0-9+/=]+)$/.exec(line);
+    if (!m) throw new Error("bad signature line");
+    const raw = b64bytes(m[2]);
+    return { name: m[1], keyId: tohex(raw.slice(0, 4)), raw: raw.slice(4) };
+  });
+  return { text: note.slice(0, i + 1), sigs };
+}
+function parseVkey(vkey) {  // <name>+<hex key id>+<base64(type ‖ key)>
+  const a = vkey.indexOf("+"), b = vkey.indexOf("+", a + 1), key = b64bytes(vkey.slice(b + 1));
+  return { name: vkey.slice(0, a), id: vkey.slice(a + 1, b), type: key[0], pub: key.slice(1) };
+}
+async function keyIdOk(k) {  // SHA-256(name ‖ "\n" ‖ type ‖ key)[:4]
+  return tohex((await sha256(concat(utf8(k.name + "\n"), new Uint8Array([k.type]), k.pub))).slice(0, 4)) === k.id;
+}
+async function ed25519(pub, sig, msg) {
+  const key = await crypto.subtle.importKey("raw", pub, { name: "Ed25519" }, false, ["verify"]);
+  return crypto.subtle.verify({ name: "Ed25519" }, key, sig, msg);
+}
+async function signedBy(vk, type, sigs, sigLen, message) {
+  if (vk.type !== type || vk.pub.length !== 32 || !(await keyIdOk(vk))) return false;
+  for (const s of sigs) {
+    if (s.name !== vk.name || s.keyId !== vk.id || s.raw.length !== sigLen) continue;
+    if (await ed25519(vk.pub, s.raw.slice(sigLen - 64), message(s.raw))) return true;
+  }
+  return false;
+}
+async function checkNote(note, logKeys, policy) {
+  const { text, sigs } = splitNote(note);
+  let logOk = false;
+  for (const k of logKeys) logOk = logOk || await signedBy(parseVkey(k), 1, sigs, 64, () => utf8(text));
+  const cosigned = [];
+  for (const w of policy.witnesses) {  // c2sp.org/tlog-cosignature: timestamp (8 bytes) ‖ signature
+    const stamped = (raw) => utf8(`cosignature/v1\ntime ${raw.slice(0, 8).reduce((t, x) => t * 256n + BigInt(x), 0n)}\n${text}`);
+    if (await signedBy(parseVkey(w.vkey), 4, sigs, 72, stamped)) cosigned.push(w.name);
+  }
+  const groups = Object.fromEntries(policy.groups.map((g) => [g.name, g]));
+  const met = (name) => name === "none" || (groups[name] ? groups[name].members.filter(met).length >= groups[name].threshold
+                                                          : cosigned.includes(name));
+  return { logOk, cosigned, quorumOk: met(policy.quorum) };
+}
+async function loadCheckpoint() {
+  state.checkpoint = await getJSON("/public/v1/checkpoint");
+  try {
+    const [keys, policy] = await Promise.all([getJSON("/public/v1/keys"), getJSON("/public/v1/witnesses")]);
+    state.noteCheck = await checkNote(state.checkpoint.note, keys.keys, policy);
+  } catch (e) { state.noteCheck = { logOk: false, cosigned: [], quorumOk: false }; }
 }
 
 // ----------------------------------------------------- RFC 9162 in the browser
@@ -272,6 +338,7 @@ async function rootFromInclusion(index, size, leafH, proof) {
 
 async function verifyReceipt(rec, checkpoint) {
   if (!rec.proof || !checkpoint) return { ok: false, pending: true };
+  if (!state.noteCheck || !state.noteCheck.logOk || !state.noteCheck.quorumOk) return { ok: false };
   const cp = parseNote(checkpoint.note);
   if (rec.proof.size !== cp.size) return { ok: false };
   const lh = await leafHash(b64bytes(rec.leaf));
@@ -296,6 +363,7 @@ function showReceipt(kind, rec) {
       table.append(el("tr", {}, el("td", {}, k), el("td", {}, v)));
     }
     box.append(table);
+    if (rec.proof && kind === "valid") box.append(el("a", { id: "receipt-download", href: `/public/v1/receipts/${encodeURIComponent(rec.order_id)}?code=${encodeURIComponent($("#code").value.trim())}&format=tlog-proof` }, t("download")));
   }
 }
 
@@ -310,7 +378,7 @@ async function checkReceipt(ev) {
     state.lastReceipt = ["notfound", null]; showReceipt("notfound"); return;
   }
   // Check against the checkpoint the page itself fetched (not the one in the answer).
-  try { state.checkpoint = await getJSON("/public/v1/checkpoint"); renderCheckpoint(); } catch (e) { /* keep the old one */ }
+  try { await loadCheckpoint(); renderCheckpoint(); } catch (e) { /* keep the old one */ }
   const res = await verifyReceipt(rec, state.checkpoint);
   const kind = res.ok ? "valid" : res.pending ? "pending" : "invalid";
   state.lastReceipt = [kind, rec];
@@ -323,7 +391,7 @@ async function boot() {
   $("#receipt-form").addEventListener("submit", checkReceipt);
   $("#region").addEventListener("change", renderChart);
   $("#program").addEventListener("change", renderChart);
-  try { state.checkpoint = await getJSON("/public/v1/checkpoint"); } catch (e) { state.checkpoint = null; }
+  try { await loadCheckpoint(); } catch (e) { state.checkpoint = null; }
   state.summary = await getJSON("/public/v1/summary");
   for (const r of state.summary.regions) $("#region").append(el("option", { value: r }, regionLabel(r)));
   let resized;

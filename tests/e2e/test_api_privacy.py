@@ -77,6 +77,10 @@ def public_requests(deployment: Deployment, spec: dict, receipt: tuple[str, str]
         assert set(ops) <= {"get", "head"}, f"{path} accepts {set(ops)}"
         if "{order_id}" in path:
             out.append((path.replace("{order_id}", order_id), {"code": code}))
+            out.append((path.replace("{order_id}", order_id), {"code": code, "format": "tlog-proof"}))
+            continue
+        if "{path}" in path:  # tlog-tiles: a hash tile (entry bundles: tests/e2e/test_tlog_http.py)
+            out.append((path.replace("{path}", "0/000"), {}))
             continue
         for params in variants.get(path, [{}]):
             out.append((path, params))
@@ -94,7 +98,8 @@ def test_crawl_every_public_get(deployment: Deployment, public: httpx.Client, in
         r = public.get(path, params=params)
         assert r.status_code == 200, (path, params, r.text)
         assert assert_no_personal_data(deployment, path, r) > 0
-        crawled.add(path if "receipts" not in path else "/public/v1/receipts/{order_id}")
+        crawled.add("/public/v1/receipts/{order_id}" if "receipts" in path
+                    else "/public/v1/tlog/tile/{path}" if "/tlog/tile/" in path else path)
     assert crawled == seen_paths
     # the page and its assets too
     for path in ("/", "/static/app.js", "/static/style.css"):

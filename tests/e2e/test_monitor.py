@@ -13,7 +13,7 @@ import pytest
 
 from jejak.generate import write_files
 from tests.e2e.test_cli_core import cli
-from tests.e2e.test_tiles import ingest_lines
+from tests.e2e.test_tiles import forked_home, ingest_lines
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,16 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     facts = tmp / "facts.jsonl"
     write_files(families=30, seed=9, out_path=facts)
     store, fork = str(tmp / "log.db"), str(tmp / "fork.db")
+    home = forked_home(tmp, store)
     dirs = {}
-    for name, db, start, stop in (("at300", store, 0, 300), ("at600", store, 300, 600), ("fork", fork, 1, 651)):
-        ingest_lines(tmp, db, facts, start, stop)
-        assert cli(tmp, "checkpoint", store=db).returncode == 0
+    for name, where, db, start, stop in (("at300", tmp, store, 0, 300), ("at600", tmp, store, 300, 600),
+                                         ("fork", home, fork, 1, 651)):
+        ingest_lines(where, db, facts, start, stop)
+        assert cli(where, "checkpoint", store=db).returncode == 0
         out = tmp / name
         if name == "at600":
             shutil.copytree(dirs["at300"], out)  # grown in place, as a publisher would
-        assert cli(tmp, "tiles", str(out), store=db).returncode == 0
+        assert cli(where, "tiles", str(out), store=db).returncode == 0
         dirs[name] = out
     vkey = cli(tmp, "key", store=store).stdout.decode().strip()
     return {"tmp": tmp, "vkey": vkey, **dirs}
@@ -107,3 +109,12 @@ def test_unreachable_sources_are_exit_2(logs: dict, tmp_path: Path) -> None:
     (partial / "tile/entries/001").unlink()
     code, out, _ = monitor(logs, partial, tmp_path / "s")
     assert code == 2 and "tile/entries/001" in out["error"]
+
+
+def test_every_keeps_watching_until_a_problem(logs: dict, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert monitor(logs, logs["at600"], state)[0] == 0
+    r = cli(logs["tmp"], "monitor", "--tiles", str(logs["fork"]), "--log-key", logs["vkey"], "--state", str(state),
+            "--every", "0.2")
+    assert r.returncode == 1  # the loop ends at the first round that finds a fork
+    assert json.loads(r.stdout.decode().splitlines()[0])["problem"] == "fork"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -68,23 +69,34 @@ def test_tiles_hold_the_export_and_grow_without_rewriting(store_url: str, tmp_pa
     assert not [p for p in after if "/." in "/" + p]  # no temporary file left behind
 
 
+def forked_home(tmp: Path, store: str) -> Path:
+    """A second working directory holding a copy of `tmp`'s keys, taken before
+    anything is signed: the same key signs a second history (a misbehaving
+    operator; the key's own signer state would refuse it in one place)."""
+    assert cli(tmp, "key", store=store).returncode == 0
+    home = tmp / "forked"
+    shutil.copytree(tmp / "keys", home / "keys")
+    return home
+
+
 def test_a_directory_of_another_tree_is_refused_and_left_untouched(tmp_path: Path, facts_file: Path) -> None:
     store_a, store_b = str(tmp_path / "a.db"), str(tmp_path / "b.db")
+    home_b = forked_home(tmp_path, store_a)
     ingest_lines(tmp_path, store_a, facts_file, 0, 270)
-    ingest_lines(tmp_path, store_b, facts_file, 1, 290)  # another log (the same origin and key)
-    for store in (store_a, store_b):
-        assert cli(tmp_path, "checkpoint", store=store).returncode == 0
+    ingest_lines(home_b, store_b, facts_file, 1, 290)  # another log (the same origin and key)
+    assert cli(tmp_path, "checkpoint", store=store_a).returncode == 0
+    assert cli(home_b, "checkpoint", store=store_b).returncode == 0
     out = tmp_path / "tiles"
     assert cli(tmp_path, "tiles", str(out), store=store_a).returncode == 0
     before = snapshot(out)
-    r = cli(tmp_path, "tiles", str(out), store=store_b)
+    r = cli(home_b, "tiles", str(out), store=store_b)
     assert r.returncode == 1 and b"different tree" in r.stderr, r.stderr
     assert snapshot(out) == before
 
     # no checkpoint left (an interrupted first run), but another tree's tiles: refused too
     (out / "checkpoint").unlink()
     before = snapshot(out)
-    r = cli(tmp_path, "tiles", str(out), store=store_b)
+    r = cli(home_b, "tiles", str(out), store=store_b)
     assert r.returncode == 1 and b"another tree" in r.stderr, r.stderr
     assert snapshot(out) == before
     # the same log's own interrupted run is completed

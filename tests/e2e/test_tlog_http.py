@@ -4,6 +4,7 @@ mirrored over real HTTP by an independent reader and by `jejak monitor`."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,9 @@ def test_served_tiles_equal_the_static_ones_and_a_monitor_follows_them(deploymen
             assert (got.headers["cache-control"] == IMMUTABLE) == (".p/" not in rel), rel
 
         origin, size, root, entries, _ = read_log(lambda rel: http.get(f"{base}/{rel}").content)
+        published = b"\n".join(entries)  # the leaves hold NIK and KK only as keyed tokens (SPEC §1)
+        assert b"tk1_" in published
+        assert not [n for n in deployment.niks | deployment.kks if n.encode() in published]
         assert size >= deployment.checkpoint_size and size % 256 < 255
         # beyond the checkpoint's tree, or not a tile path: 404
         for rel in (tile_path(0, size // 256 + 1, 256), tile_path("entries", size // 256, size % 256 + 1),
@@ -46,3 +50,25 @@ def test_served_tiles_equal_the_static_ones_and_a_monitor_follows_them(deploymen
     r = deployment.cli("monitor", "--tiles", base, "--log-key", vkey, "--state", str(state), check=False)
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert (state / "checkpoint").read_bytes() == (out / "checkpoint").read_bytes()
+
+
+def test_a_receipt_downloads_as_a_tlog_proof_that_verifies_offline(deployment: Deployment, public, inspector,
+                                                                    tmp_path: Path) -> None:
+    order = deployment.facts_of_type("disbursement.ordered")[3]
+    code = inspector.get(f"/v1/receipts/{order['id']}").json()["code"]
+    receipt = public.get(f"/public/v1/receipts/{order['id']}", params={"code": code}).json()
+    got = public.get(f"/public/v1/receipts/{order['id']}", params={"code": code, "format": "tlog-proof"})
+    assert got.status_code == 200 and got.headers["content-type"] == "text/plain; charset=utf-8"
+    assert got.headers["content-disposition"].startswith("attachment; filename=") and ".tlog-proof" in \
+        got.headers["content-disposition"]
+    assert got.text.startswith(f"c2sp.org/tlog-proof@v1\nindex {receipt['index']}\n")
+    assert got.text.endswith("\n\n" + public.get("/public/v1/tlog/checkpoint").text)
+    assert order["nik"] not in got.text and order["kk"] not in got.text
+    (tmp_path / "r.tlog-proof").write_bytes(got.content)
+    (tmp_path / "leaf").write_bytes(base64.b64decode(receipt["leaf"]))
+    vkey = deployment.cli("key").stdout.strip()
+    r = deployment.cli("audit", "verify-proof", str(tmp_path / "r.tlog-proof"), "--log-key", vkey,
+                       "--leaf", str(tmp_path / "leaf"), check=False)
+    assert r.returncode == 0, r.stdout
+    wrong = public.get(f"/public/v1/receipts/{order['id']}", params={"code": "AAAAAAAAAA", "format": "tlog-proof"})
+    assert wrong.status_code == 404

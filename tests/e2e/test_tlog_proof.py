@@ -77,6 +77,8 @@ def test_tlog_proof_verifies_independently_and_through_the_command(logged) -> No
         assert r.returncode == 0 and json.loads(r.stdout)["valid"] is True, r.stdout
         r = cli(tmp, "audit", "verify-proof", str(proof), "--log-key", vkey, stdin=leaves[index])
         assert r.returncode == 0, r.stdout
+        r = cli(tmp, "audit", "verify-proof", "-", "--log-key", vkey, "--leaf", str(tmp / "leaf"), stdin=proof.read_bytes())
+        assert r.returncode == 0, r.stdout
         r = cli(tmp, "audit", "verify-proof", str(proof), "--log-key", vkey, stdin=leaves[(index + 1) % covered])
         assert r.returncode == 1 and json.loads(r.stdout)["valid"] is False
     # not yet covered by a checkpoint, or not in the log at all

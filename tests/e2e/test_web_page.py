@@ -61,6 +61,9 @@ def test_public_page(browser, deployment: Deployment, inspector) -> None:
         assert page.locator("#cp-root").inner_text() == cp["root_hex"]
         # chart for one kecamatan: the bars become that kecamatan's published sums
         assert chart_values(page) == published_sums(inspector, "kota", None)
+        # the browser checked the checkpoint's Ed25519 signature itself (WebCrypto); no witness policy here
+        assert page.locator("#cp-verify").get_attribute("data-status") == "valid"
+        assert "tanda tangan log sah" in page.locator("#cp-verify").inner_text()
         region = page.eval_on_selector("#region", "s => s.options.length > 1 ? s.options[1].value : ''")
         assert region, "the page offers a kecamatan to select"
         want = published_sums(inspector, "kecamatan", region)
@@ -110,6 +113,26 @@ def test_public_page(browser, deployment: Deployment, inspector) -> None:
         red = page.eval_on_selector("#receipt-result", "e => getComputedStyle(e).borderTopColor")
         assert red == "rgb(179, 38, 30)"
         page.unroute("**/public/v1/receipts/**")
+        assert page.locator("#receipt-download").count() == 0  # an invalid result offers no download
+
+        # a checkpoint whose signature does not verify turns the same receipt red
+        def forge_signature(route):
+            response = route.fetch()
+            body = response.json()
+            text, sig = body["note"].rsplit(" ", 1)
+            body["note"] = text + " " + ("A" if sig[8] != "A" else "B").join([sig[:8], sig[9:]])
+            route.fulfill(response=response, body=json.dumps(body), headers={**response.headers, "content-type": "application/json"})
+
+        page.route("**/public/v1/checkpoint", forge_signature)
+        page.click("#receipt-form button[type=submit]")
+        page.wait_for_selector("#receipt-result[data-status='invalid']", timeout=10000)
+        assert page.locator("#cp-verify").get_attribute("data-status") == "invalid"
+        page.unroute("**/public/v1/checkpoint")
+        page.click("#receipt-form button[type=submit]")
+        page.wait_for_selector("#receipt-result[data-status='valid']", timeout=10000)
+        href = page.locator("#receipt-download").get_attribute("href")
+        assert "format=tlog-proof" in href
+        assert inspector.get(href).text.startswith("c2sp.org/tlog-proof@v1\n")
 
         assert not errors, errors
         assert not outside, f"the page fetched from elsewhere: {outside}"

@@ -252,10 +252,22 @@ def test_secrets_init_makes_what_the_stack_mounts_and_never_overwrites(tmp_path:
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and set(json.loads(again.stdout)["kept"]) == names
     assert {n: (secrets / n).read_bytes() for n in names} == before
-    prod = {**env, "JEJAK_PROFILE": "prod", "JEJAK_KEYS_DIR": str(secrets)}  # as the containers run
+    prod = {**env, "JEJAK_PROFILE": "prod", "JEJAK_KEYS_DIR": str(secrets),  # as the containers run
+            "JEJAK_SIGNER_STATE_DIR": str(tmp_path / "signer")}
     store = str(tmp_path / "s.db")
     for args in (["init"], ["checkpoint"], ["verify"]):
         r = subprocess.run([sys.executable, "-m", "jejak.cli", "--store", store, *args], env=prod,
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, (args, r.stderr)
     assert {p.name for p in secrets.iterdir()} == names
+def test_two_independent_witnesses_and_a_policy_requiring_both(compose):
+    witnesses = [compose["services"][name] for name in ("witness-1", "witness-2")]
+    volumes = [w["volumes"][0].split(":")[0] for w in witnesses]
+    assert len(set(volumes)) == 2, "each witness keeps its own state"
+    for w in witnesses:
+        assert "JEJAK_STORE" not in w.get("environment", {}), "a witness needs nothing of the ledger"
+        assert "./secrets" not in " ".join(w.get("volumes", [])), "nor the log's keys"
+        assert "witness serve" in " ".join(w["command"])
+        assert w["healthcheck"]["test"]
+    example = (REPO / "witnesses" / "policy.example").read_text()
+    assert "group both all w1 w2" in example and "quorum both" in example

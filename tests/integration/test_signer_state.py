@@ -144,3 +144,29 @@ def test_unreadable_state_is_never_silently_replaced(sqlite_url: str, tmp_path: 
     res = _jejak(sqlite_url, keys, "checkpoint")
     assert res.exit_code == 1 and "restore it from backup" in res.stderr, res.stderr
     assert (keys / STATE_FILE).read_text() == "{not json"
+
+
+def test_unwritable_state_signs_nothing_and_names_the_fix(sqlite_url: str, tmp_path: Path) -> None:
+    import os
+
+    keys = tmp_path / "keys"
+    facts = tmp_path / "facts.jsonl"
+    write_files(families=1, seed=2, out_path=facts)
+    assert _jejak(sqlite_url, keys, "ingest", str(facts)).exit_code == 0
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the state directory should be")
+    res = CliRunner().invoke(app, ["--store", sqlite_url, "checkpoint"], catch_exceptions=False,
+                             env={"JEJAK_KEYS_DIR": str(keys), "JEJAK_STORE": None,
+                                  "JEJAK_SIGNER_STATE_DIR": str(blocked / "state")})
+    assert res.exit_code == 2 and "JEJAK_SIGNER_STATE_DIR" in res.stderr, res.stderr
+    store = Store.open(sqlite_url, create=False)
+    try:
+        assert store.query_one("SELECT COUNT(*) AS n FROM jejak_checkpoints")["n"] == 0
+    finally:
+        store.close()
+    elsewhere = tmp_path / "state"
+    ok = CliRunner().invoke(app, ["--store", sqlite_url, "checkpoint"], catch_exceptions=False,
+                            env={"JEJAK_KEYS_DIR": str(keys), "JEJAK_STORE": None,
+                                 "JEJAK_SIGNER_STATE_DIR": str(elsewhere)})
+    assert ok.exit_code == 0 and (elsewhere / STATE_FILE).exists() and not (keys / STATE_FILE).exists()
+    assert os.stat(elsewhere / STATE_FILE).st_mode & 0o077 == 0

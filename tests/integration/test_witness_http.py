@@ -45,8 +45,14 @@ def _parse(line: str):
 
 def _conflict(res, size: int) -> None:
     assert res.status_code == 409, (res.status_code, res.text)
-    assert res.headers["content-type"].split(";")[0] == "text/x.tlog.size"
+    assert res.headers["content-type"] == "text/x.tlog.size"
     assert res.text == f"{size}\n"
+
+
+def _forked(res) -> None:
+    assert res.status_code == 409, (res.status_code, res.text)
+    assert not res.headers["content-type"].startswith("text/x.tlog.size")
+    assert "fork" in res.text
 
 
 def test_init_prints_a_cosignature_key_last_and_never_overwrites(tmp_path: Path) -> None:
@@ -101,8 +107,8 @@ def test_fork_is_refused(witness) -> None:
     log.grow(6)
     _cosigned(proc.post(log.request(0)), verifier, log, 6)
     fork = ToyLog(log.signer, tag="b").grow(6)  # same key, other entries
-    # same size, other root: 409 (the body says what was cosigned)
-    _conflict(proc.post(fork.request(6)), 6)
+    # same size, other root: 409, told apart from a stale old size by its content type
+    _forked(proc.post(fork.request(6)))
     # the fork grown further: its own proof does not lead from the cosigned root
     fork.grow(9)
     assert proc.post(fork.request(6)).status_code == 422
@@ -115,7 +121,7 @@ def test_fork_is_refused(witness) -> None:
     branch.grow(10)
     _cosigned(proc.post(log.request(6)), verifier, log, 10)
     _conflict(proc.post(branch.request(6)), 10)
-    _conflict(proc.post(branch.request(10)), 10)
+    _forked(proc.post(branch.request(10)))
     # the refused, log-signed requests are kept as evidence
     with sqlite3.connect(proc.state / "witness.db") as db:
         statuses = sorted(r[0] for r in db.execute("SELECT status FROM refused"))
@@ -137,3 +143,21 @@ def test_add_log_twice_is_harmless(witness) -> None:
     proc, _verifier, log = witness
     res = run_jejak("witness", "add-log", "--state", str(proc.state), log.signer.verifier_key_text())
     assert res.returncode == 0 and '"added": false' in res.stdout
+
+
+def test_racing_requests_cosign_once(witness) -> None:
+    """Checking the old size and storing the new head are one compare-and-swap:
+    of many identical requests racing from the same old size, one is cosigned and
+    every other one is told the new size (tlog-witness's rollback race)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    proc, verifier, log = witness
+    log.grow(5)
+    _cosigned(proc.post(log.request(0)), verifier, log, 5)
+    log.grow(9)
+    body = log.request(5)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda _: proc.post(body), range(12)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] + [409] * 11, codes
+    assert all(a.text == "9\n" for a in answers if a.status_code == 409)

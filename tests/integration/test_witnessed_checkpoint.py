@@ -69,9 +69,10 @@ class Deployment:
             w.stop()
 
 
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    d = Deployment(tmp_path, str(tmp_path / "jejak.db"))
+@pytest.fixture(params=["sqlite"])
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    url = str(tmp_path / "jejak.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    d = Deployment(tmp_path, url)
     try:
         yield d
     finally:
@@ -82,6 +83,7 @@ def _cosigners(note: str) -> list[str]:
     return [line.split(" ")[1] for line in note.split("\n\n", 1)[1].splitlines()]
 
 
+@pytest.mark.parametrize("deployment", ["sqlite", "postgresql"], indirect=True)
 def test_two_of_three_with_one_witness_down_then_not_with_two(deployment: Deployment) -> None:
     d = deployment
     d.witnesses["W2"].stop()
@@ -234,3 +236,53 @@ def test_serve_publishes_only_cosigned_checkpoints_under_a_policy(deployment: De
     assert d.recorded() == [witnessed.stdout, plain.stdout]
     assert _serve_checkpoint(d, d.policy) == witnessed.stdout
     assert _serve_checkpoint(d, None) == plain.stdout
+
+
+def test_a_witness_holding_a_fork_is_named_and_the_others_suffice(deployment: Deployment) -> None:
+    import sqlite3
+
+    d = deployment
+    first = d.checkpoint()
+    assert first.exit_code == 0, first.stderr
+    d.feed(len(d.lines) // 3)
+    store = Store.open(d.store_url, create=False)
+    try:
+        size = store.head()[0]
+    finally:
+        store.close()
+    # W1 has cosigned another tree of the size the log is about to sign
+    with sqlite3.connect(d.witnesses["W1"].state / "witness.db") as db:
+        db.execute("UPDATE logs SET size = ?, root = ?", (size, bytes(range(32))))
+    second = d.checkpoint()
+    assert second.exit_code == 0, second.stderr
+    assert "witness W1: no cosignature: 409: it cosigned another tree of this size (fork?)" in second.stderr
+    assert _cosigners(second.stdout)[1:] == ["witness.test/w2", "witness.test/w3"]
+    assert d.recorded() == [first.stdout, second.stdout]
+
+
+def _set_note(d: Deployment, seq: int, note: str) -> None:
+    store = Store.open(d.store_url, create=False)
+    try:
+        with store.transaction(commit=True) as cursor:
+            store.execute(cursor, "UPDATE jejak_checkpoints SET note = ? WHERE seq = ?", (note, seq))
+    finally:
+        store.close()
+
+
+def test_once_witnessed_every_later_checkpoint_must_be(deployment: Deployment) -> None:
+    d = deployment
+    plain = _jejak(d.store_url, d.keys, "checkpoint")  # before the policy: the log's signature only
+    assert plain.exit_code == 0
+    d.feed(len(d.lines) // 3)
+    first = d.checkpoint()
+    d.feed(len(d.lines) // 3)
+    second = d.checkpoint()
+    assert first.exit_code == 0 and second.exit_code == 0, first.stderr + second.stderr
+    state = json.loads((d.keys / "checkpoint-state.json").read_text())["jejak.local/bansos"]
+    assert state["witnessed_since"] == 1
+    assert _jejak(d.store_url, d.keys, "verify", policy=d.policy).exit_code == 0  # #0 predates the policy
+    # an insider strips the cosignatures of the first witnessed checkpoint
+    _set_note(d, 1, first.stdout.split("\n\n")[0] + "\n\n" + first.stdout.split("\n\n")[1].splitlines(True)[0])
+    bad = _jejak(d.store_url, d.keys, "verify", policy=d.policy)
+    assert bad.exit_code == 1, bad.stdout + bad.stderr
+    assert "checkpoint #1" in bad.stdout and "quorum" in bad.stdout, bad.stdout
