@@ -424,8 +424,8 @@ def _policy_cosigner(transparency: Any, path: Path | None) -> Any:
     settings = transparency.settings
     try:
         log_key = transparency.keyring().current_signer().verifier
-        return PolicyCosigner(load_policy(path, log_key), WitnessMemory(settings.resolved_signer_state_dir(), settings.origin),
-                              settings.witness_timeout)
+        memory = WitnessMemory(settings.resolved_signer_state_dir(), settings.origin)
+        return PolicyCosigner(load_policy(path, log_key), memory, settings.witness_timeout)
     except (PolicyError, FileNotFoundError) as exc:
         fail(str(exc), EXIT_USAGE)
 

@@ -193,7 +193,8 @@ class Transparency:
                 if signed is not None:
                     check_extends(signed, size, root, self._proof, f"signer state {state.path}")
                 note = sign_checkpoint(Checkpoint(self.settings.origin, size, root), signer)
-                if last is not None and last.note.startswith(note) and (cosigner is None or cosigner.satisfied(last.note)):
+                unchanged = last is not None and last.note.startswith(note)
+                if unchanged and (cosigner is None or cosigner.satisfied(last.note)):
                     if cosigner is not None:
                         state.mark_witnessed(last.seq)
                     return last

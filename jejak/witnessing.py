@@ -137,7 +137,8 @@ class PolicyCosigner:
                 old = int(held.group(1))
                 if old > size:
                     return Outcome(witness, None, old,
-                                   f"409: it has cosigned size {old}, beyond this checkpoint's {size} (fork or rollback?)")
+                                   f"409: it has cosigned size {old}, beyond this checkpoint's {size} "
+                                   "(fork or rollback?)")
                 continue
             return Outcome(witness, None, None, f"HTTP {status}: {body.strip()[:200]!r}")
         return Outcome(witness, None, None, "409 twice")

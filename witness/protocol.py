@@ -18,7 +18,14 @@ import re
 from dataclasses import dataclass
 
 from jejak.audit.checkpoint import Checkpoint
-from jejak.audit.errors import InvalidProof, MalformedCheckpoint, MalformedNote, RootMismatch, SignatureInvalid, UnknownKey
+from jejak.audit.errors import (
+    InvalidProof,
+    MalformedCheckpoint,
+    MalformedNote,
+    RootMismatch,
+    SignatureInvalid,
+    UnknownKey,
+)
 from jejak.audit.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
 from jejak.audit.note import open_note
 
