@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ApiState(settings)
         app.state.api = state
+        state.start()
         try:
             yield
         finally:

@@ -20,11 +20,16 @@ from jejak.api.roles import INSPECTOR as INSPECTOR_ROLE, RECONCILER
 from jejak.api.tokens import Principal, TokenRefused, authenticate, ensure_token_table
 from jejak.domain.nik import holds_sixteen_digits
 from jejak.ledger import Ledger
-from jejak.reports import Reports
+from jejak.projections.runner import GENERATION
+from jejak.api.watch import ReadModelWatch
+from jejak.reports import ENGINE_VERSION, Reports
 from jejak.settings import Settings
 from jejak.transparency import StoredCheckpoint, Transparency
 from jejak.witnessing import load_policy
 
+
+#: (rebuild generation, last fact index): what cached answers are keyed by.
+Version = tuple[int, int]
 
 #: How stale a public answer (aggregates, summary, default proof size) may be, in seconds.
 PUBLIC_LAG_S = 0.1
@@ -75,29 +80,35 @@ class ApiState:
         except Exception:
             self.ledger.close()
             raise
+        self.watch = ReadModelWatch(self.store, settings.read_model_check_interval, ENGINE_VERSION)
+        self._generation: int | None = None
         self.rate = TokenRate(settings.api_rate_limit)
         #: monotonic time until which the store is taken as unreachable (see errors.install_error_handlers)
         self.store_down_until = 0.0
         self._catch_up_lock = threading.Lock()
         self._seen_size = -1
-        self._last_refresh: tuple[float, tuple[int, int, int | None]] | None = None
+        self._last_refresh: tuple[float, tuple[int, Version, int | None]] | None = None
         self._last_checkpoint: tuple[float, StoredCheckpoint | None] | None = None
         self._checkpoint_by_seq: tuple[int, StoredCheckpoint | None] | None = None
         self._cache_lock = threading.Lock()
         self._cache: dict[Any, tuple[int, Any]] = {}
         self._responses: OrderedDict[Any, tuple[int, bytes]] = OrderedDict()
 
+    def start(self) -> None:
+        self.watch.start()
+
     def close(self) -> None:
+        self.watch.stop()
         self.ledger.close()
 
-    def recent_refresh(self, max_age: float) -> tuple[int, int, int | None] | None:
+    def recent_refresh(self, max_age: float) -> tuple[int, Version, int | None] | None:
         """The last `_refresh` answer if younger than `max_age` seconds, else None (never blocks)."""
         last = self._last_refresh
         if last is not None and time.monotonic() - last[0] < max_age:
             return last[1]
         return None
 
-    def refresh(self, max_age: float = 0.0) -> tuple[int, int, int | None]:
+    def refresh(self, max_age: float = 0.0) -> tuple[int, Version, int | None]:
         """`_refresh`, or its last answer if younger than `max_age` seconds (public answers only)."""
         if max_age > 0:
             recent = self.recent_refresh(max_age)
@@ -107,12 +118,13 @@ class ApiState:
         self._last_refresh = (time.monotonic(), answer)
         return answer
 
-    def _refresh(self) -> tuple[int, int, int | None]:
+    def _refresh(self) -> tuple[int, Version, int | None]:
         """Bring the read models up to date; returns (log size, fact-index version, latest checkpoint seq).
 
-        The version is the last log index in the fact index: jejak's own facts
-        (access records) grow the log but leave it, and every cached
-        computation over facts, unchanged. When every read model is at the
+        The version is (rebuild generation, last log index in the fact index):
+        jejak's own facts (access records) grow the log but leave it, and every
+        cached computation over facts, unchanged; a `jejak rebuild` changes it,
+        so nothing computed from the read models before the rebuild is served after it. When every read model is at the
         head (the usual case: access records move caught-up models along) this
         is one query per request."""
         size, lowest, version, checkpoint_seq = self._probe()
@@ -120,6 +132,10 @@ class ApiState:
             with self._catch_up_lock:
                 self.reports.catch_up()
                 size, lowest, version, checkpoint_seq = self._probe()
+        if version[0] != self._generation:
+            if self._generation is not None:
+                self.watch.rebuilt()
+            self._generation = version[0]
         if size != self._seen_size:
             # Anything appended may be an erasure (recorded by another process):
             # forget every clear value opened so far rather than show one too long.
@@ -127,13 +143,15 @@ class ApiState:
             self._seen_size = size
         return size, version, checkpoint_seq
 
-    def _probe(self) -> tuple[int, int, int, int | None]:
-        """(log size, lowest read-model position, last fact index, latest checkpoint seq) in one round trip."""
+    def _probe(self) -> tuple[int, int, Version, int | None]:
+        """(log size, lowest read-model position, version, latest checkpoint seq) in one round trip."""
         self.reports.projector.ensure_tables()
         size, lowest, row = self.reports.projector.probe(
-            "(SELECT MAX(idx) FROM p_facts) AS last", "(SELECT MAX(seq) FROM jejak_checkpoints) AS cp_seq")
-        last, cp_seq = row["last"], row["cp_seq"]
-        return int(size or 0), int(lowest), -1 if last is None else int(last), None if cp_seq is None else int(cp_seq)
+            "(SELECT MAX(idx) FROM p_facts) AS last", "(SELECT MAX(seq) FROM jejak_checkpoints) AS cp_seq",
+            f"(SELECT position FROM jejak_positions WHERE name = '{GENERATION}') AS gen")
+        last, cp_seq, gen = row["last"], row["cp_seq"], row["gen"]
+        version = (int(gen or 0), -1 if last is None else int(last))
+        return int(size or 0), int(lowest), version, None if cp_seq is None else int(cp_seq)
 
     def cached(self, key: Any, size: int, compute: Callable[[], Any]) -> Any:
         """`compute()` once per (key, log size)."""
@@ -204,7 +222,7 @@ class ApiState:
 class Fresh:
     """A request's view: the state, with read models caught up (once per request)."""
 
-    def __init__(self, state: ApiState, size: int, version: int, checkpoint_seq: int | None = None) -> None:
+    def __init__(self, state: ApiState, size: int, version: Version, checkpoint_seq: int | None = None) -> None:
         self.state = state
         self.size = size
         self.version = version
@@ -228,8 +246,22 @@ async def get_state(request: Request) -> ApiState:
     return state
 
 
-def fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
+def fresh_log(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
+    """For reads answered from the log itself (facts, the access log): read models caught up, not trusted."""
     # FastAPI caches a dependency per request, so this runs at most once per request.
+    return Fresh(state, *state.refresh())
+
+
+def _models_intact(state: ApiState) -> None:
+    table = state.watch.mismatch
+    if table is not None:
+        raise ApiError(503, f"read model table {table} differs from the log; the operator has to look into "
+                            "`jejak verify --read-models` and run `jejak rebuild`", "read_models_mismatch")
+
+
+def fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
+    """For reads answered from read models: 503 while a check found one that differs from the log."""
+    _models_intact(state)
     return Fresh(state, *state.refresh())
 
 
@@ -237,6 +269,7 @@ async def public_fresh(state: Annotated[ApiState, Depends(get_state)]) -> Fresh:
     """Like `fresh`, but may be up to PUBLIC_LAG_S old: no inspector reads its own
     writes through the public API, and under load it saves a query per request.
     Async: a recent answer is returned on the event loop; only a probe goes to a thread."""
+    _models_intact(state)
     answer = state.recent_refresh(PUBLIC_LAG_S)
     if answer is None:
         answer = await run_in_threadpool(state.refresh, PUBLIC_LAG_S)

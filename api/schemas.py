@@ -22,6 +22,9 @@ class Health(BaseModel):
     status: Literal["ok"]
     log_size: int
     checkpoint_size: Optional[int]
+    read_models: Literal["ok", "unchecked", "off"] = Field(
+        description="the last re-derivation of the read models from the log agreed (ok), none has finished yet "
+                    "(unchecked), or checks are off (JEJAK_READ_MODEL_CHECK_INTERVAL=0)")
 
 
 # ------------------------------------------------------------------ transparency

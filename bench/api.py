@@ -164,7 +164,9 @@ class Server:
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             C.jejak_cmd() + ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
-            env=store.env(), cwd=C.ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            # no per-token limit and no background read-model checks: they would be what is measured
+            env={**store.env(), "JEJAK_API_RATE_LIMIT": "1000000/second", "JEJAK_READ_MODEL_CHECK_INTERVAL": "0"},
+            cwd=C.ROOT, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 120) -> float:

@@ -328,9 +328,14 @@ def _require_keys_dir(settings: Settings) -> None:
 
 
 @app.command()
-def verify(store: Optional[str] = StoreOption) -> None:
-    """Check every chain link, every Merkle node, every checkpoint and its signature
-    (and, with a witness policy configured, their cosignatures)."""
+def verify(
+    read_models: bool = typer.Option(
+        False, "--read-models",
+        help="Also re-derive every read model from the log and compare (exit 1 naming the first table and key that differ)"),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Check every chain link, every Merkle node, every checkpoint and its signature (with a witness
+    policy configured, their cosignatures; with --read-models, every read-model row against the log)."""
     from jejak.audit.errors import VerificationError
     from jejak.transparency import Transparency
     from jejak.witnessing import PolicyError
@@ -340,9 +345,15 @@ def verify(store: Optional[str] = StoreOption) -> None:
         try:
             with progress_bar("verify", size) as advance:
                 result = Transparency(opened, settings).verify(advance)
+            if read_models:
+                result["read_models"] = _verify_read_models(opened)
         except VerificationError as exc:
-            typer.echo(json.dumps({"intact": False, "index": exc.index, "error": str(exc)}))
-            where = "" if exc.index is None else f" at log index {exc.index}"
+            table = getattr(exc, "table", None)
+            report: dict[str, Any] = {"intact": False, "index": exc.index, "error": str(exc)}
+            if table is not None:
+                report.update(read_model=table, key=list(exc.key or ()))  # type: ignore[attr-defined]
+            typer.echo(json.dumps(report))
+            where = f" in read model {table}" if table else "" if exc.index is None else f" at log index {exc.index}"
             typer.echo(f"jejak: TAMPERED{where}: {exc}", err=True)
             raise typer.Exit(EXIT_TAMPERED)
         except FileNotFoundError as exc:  # no verifier key for the store's checkpoints: cannot tell
@@ -350,6 +361,18 @@ def verify(store: Optional[str] = StoreOption) -> None:
         except PolicyError as exc:  # an unusable witness policy: cannot tell either
             fail(str(exc), EXIT_USAGE)
     typer.echo(json.dumps(result))
+
+
+def _verify_read_models(opened: Any) -> dict[str, Any]:
+    """Re-derive the read models from the (verified) log and compare them with the store's."""
+    from jejak.projections.verify import ReadModelsBusy, verify_read_models
+    from jejak.reports import ENGINE_VERSION
+
+    try:
+        checked = verify_read_models(opened, engine_version=ENGINE_VERSION)
+    except ReadModelsBusy as exc:
+        fail(str(exc), EXIT_USAGE)
+    return {"intact": True, "position": checked.position, "tables": checked.tables, "rows": checked.rows}
 
 
 EXIT_NO_QUORUM = 4

@@ -10,6 +10,9 @@ from jejak.store.datastore import Store
 from jejak.store.leaf import decode_leaf
 
 BATCH = 5000
+#: jejak_positions row counting rebuilds (not a model position: no `projection.` prefix), so that a
+#: long-running reader can tell its cached answers come from before a rebuild.
+GENERATION = "rebuild.generation"
 #: Refresh PostgreSQL planner statistics after a catch-up of at least this many entries.
 ANALYZE_AFTER = 20000
 
@@ -48,8 +51,7 @@ class Projector:
                 for index, _fid, _chain, leaf, _topic in self.store.read_log(start, stop)
                 if leaf is not None
             ]
-            for model in self.models:
-                self._apply(model, records, stop)
+            self.apply_records(records, stop)
             done += stop - start
             if progress:
                 progress(stop - start)
@@ -89,6 +91,11 @@ class Projector:
         )
         low = row["low"] if row["n"] == len(names) and row["low"] is not None else 0
         return row["size"], low, row
+
+    def apply_records(self, records: Sequence[LogRecord], stop: int) -> None:
+        """Apply decoded log entries (up to index `stop`) to every model, each in its own transaction."""
+        for model in self.models:
+            self._apply(model, records, stop)
 
     def _apply(self, model: ReadModel, records: Sequence[LogRecord], stop: int) -> None:
         with self.store.transaction(commit=True) as cursor:
@@ -130,4 +137,8 @@ class Projector:
             for model in self.models:
                 self._lock_position(cursor, model)
                 model.reset(self.store, cursor)
+            self.store.execute(
+                cursor,
+                "INSERT INTO jejak_positions (name, position) VALUES (?, 1) ON CONFLICT (name) "
+                "DO UPDATE SET position = jejak_positions.position + 1", (GENERATION,))
         return self.catch_up(progress)

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 from fastapi import APIRouter, Depends, Query, Request
 
 from jejak.api.common import CSV_OK, V1_ERRORS, Cursor, Format, Limit, csv_response, decode_cursor, encode_cursor, wants_csv
-from jejak.api.deps import INSPECTOR, Fresh, fresh, require
+from jejak.api.deps import INSPECTOR, Fresh, fresh_log, require
 from jejak.api.schemas import AccessLogOut, AccessRow
 from jejak.api.tokens import Principal
 
@@ -17,7 +17,7 @@ COLUMNS = ["seq", "at", "token_name", "role", "subject_token", "reason", "path",
 @router.get("", response_model=AccessLogOut, responses={**V1_ERRORS, **CSV_OK})
 def access_log(
     request: Request,
-    f: Annotated[Fresh, Depends(fresh)],
+    f: Annotated[Fresh, Depends(fresh_log)],
     _who: Annotated[Principal, Depends(require(*INSPECTOR))],
     token_name: Annotated[Optional[str], Query(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="only this API user")] = None,
     subject_token: Annotated[Optional[str], Query(pattern=r"^tk1_[a-z2-7]{32}$", description="only this subject")] = None,

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from jejak.api.common import FACT_ID_PATTERN, V1_ERRORS, Reason, decode, entries_at, json_bytes_response
-from jejak.api.deps import ANY_ROLE, Fresh, audit_access, fresh, require, subjects_of
+from jejak.api.deps import ANY_ROLE, Fresh, audit_access, fresh_log, require, subjects_of
 from jejak.api.errors import ApiError
 from jejak.api.schemas import FactEntry
 from jejak.api.tokens import Principal
@@ -21,7 +21,7 @@ def fact(
     request: Request,
     fact_id: Annotated[str, Path(pattern=FACT_ID_PATTERN, description="the fact's id")],
     reason: Reason,
-    f: Annotated[Fresh, Depends(fresh)],
+    f: Annotated[Fresh, Depends(fresh_log)],
     who: Annotated[Principal, Depends(require(*ANY_ROLE))],
 ) -> FactEntry:
     """One fact by id, revealed, with its chain hash and inclusion proof against the latest checkpoint.

@@ -129,7 +129,8 @@ def serve(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             conn.execute(f'CREATE DATABASE "{dbname}"')
         store = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{dbname}"
     keys_dir = base / "keys"
-    settings = Settings(store=store, keys_dir=keys_dir)
+    # many tests share the session's tokens: no rate limit to run into (tests/e2e/test_api_outage.py tests it)
+    settings = Settings(store=store, keys_dir=keys_dir, api_rate_limit="1000000/minute")
     try:
         with Ledger.open(settings) as ledger:
             with facts_path.open("rb") as lines:
