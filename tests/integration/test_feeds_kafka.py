@@ -631,3 +631,47 @@ def test_batch_drain_of_missing_topic_ends_at_once(kafka_bootstrap):
     got = consumer_for(FakeLedger(), kafka_bootstrap, uniq("never-created")).run(once=True)
     assert got == {"accepted": 0, "duplicates": 0, "rejected": 0}
     assert time.monotonic() - t < 15
+
+
+# ------------------------------------------------------------- the real ledger
+@pytest.fixture
+def real_ledger(tmp_path):
+    from jejak.ledger import Ledger
+    from jejak.settings import Settings
+
+    with Ledger.open(Settings(store=str(tmp_path / "feed.db"), keys_dir=tmp_path / "keys")) as ledger:
+        yield ledger
+
+
+def recorded_ids(ledger, fact_type: str = "disbursement.settled") -> list[str]:
+    """Ids of `fact_type` in the log of a real Ledger or a FakeLedger, in log order."""
+    return [e.fact["id"] for e in ledger.read_entries(0, 1 << 30) if e.fact["type"] == fact_type]
+
+
+def test_consumer_rewinds_when_the_log_restarts_shorter_than_its_position(restartable_tansu, real_ledger, caplog):
+    """Partitions assigned directly (no group to rejoin, so kafka-python never
+    resets the position by itself): after a memory broker restarts, the log
+    ends below the consumer's position and Tansu answers fetches there with
+    nothing. Only the consumer's own check (`_check_log_reset`) rewinds it, so
+    what is produced after the restart is recorded."""
+    broker = restartable_tansu
+    topic = uniq("settlements")
+    consumer = Consumer(real_ledger, broker.bootstrap, topic=topic, group_id=uniq("group"),
+                        rejects_topic=topic + ".rejects", max_backoff=1.0, assign=True, prefetch=False)
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, kwargs={"stop_event": stop}, daemon=True)
+    before = [settlement(f"r{i}") for i in range(5)]
+    produce(broker.bootstrap, topic, [encode(s, "bank/BRI") for s in before], [b"k"] * 5)
+    thread.start()
+    try:
+        assert wait_until(lambda: len(recorded_ids(real_ledger)) == 5), consumer.totals
+        broker.restart()  # topics, records and offsets are gone
+        after = [settlement(f"n{i}") for i in range(2)]  # fewer records than the consumer's position
+        produce(broker.bootstrap, topic, [encode(s, "bank/BRI") for s in after], [b"k"] * 2)
+        assert wait_until(lambda: len(recorded_ids(real_ledger)) == 7, timeout=60), consumer.totals
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert sorted(recorded_ids(real_ledger)) == sorted(s["id"] for s in before + after)
+    assert any("log reset?" in r.getMessage() for r in caplog.records), "the rewind ran"
