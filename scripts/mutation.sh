@@ -75,6 +75,26 @@ PY
     } > "$cfg"
     "$VENV/bin/cosmic-ray" init "$cfg" "$session"
     "$VENV/bin/cr-filter-operators" "$session" "$cfg"
+    # Type annotations are never evaluated (`from __future__ import annotations`):
+    # a mutant inside one is equivalent, so it is skipped, not counted as a survivor.
+    "$VENV/bin/python" - "$session" "$path" <<'PY'
+import ast, sys
+from cosmic_ray.work_db import use_db
+from cosmic_ray.work_item import WorkerOutcome, WorkResult
+session, path = sys.argv[1:]
+tree = ast.parse(open(path).read())
+if any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names)
+       for n in tree.body):
+    spans = []
+    for node in ast.walk(tree):
+        notes = [getattr(node, "returns", None), getattr(node, "annotation", None)]
+        spans += [((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset)) for a in notes if a is not None]
+    with use_db(session) as db:
+        skip = [item.job_id for item in db.pending_work_items
+                if all(any(a <= tuple(m.start_pos) and tuple(m.end_pos) <= b for a, b in spans) for m in item.mutations)]
+        if skip:
+            db.set_multiple_results(skip, WorkResult(output="in a type annotation", worker_outcome=WorkerOutcome.SKIPPED))
+PY
     [ -z "${FUNCS[$t]:-}" ] || "$VENV/bin/cr-filter-lines" --config "$cfg" "$session"
     "$VENV/bin/cosmic-ray" baseline "$cfg"
     "$VENV/bin/cosmic-ray" exec "$cfg" "$session"
