@@ -161,3 +161,17 @@ def test_a_tree_node_beyond_the_log_is_caught(env: Env) -> None:
     env.sql("INSERT INTO jejak_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, beyond, bytes(32)))
     out = env.assert_tampered(beyond << level)
     assert f"Merkle node (level {level}, index {beyond}) beyond the log" in out["error"], out
+
+
+def test_verify_reports_progress_over_every_entry(env: Env) -> None:
+    """The progress bar of `jejak verify` ends at the log size, whatever the size."""
+    from jejak.transparency import Transparency
+
+    steps: list[int] = []
+    store = env.store()
+    try:
+        out = Transparency(store, Settings(store=env.store_url, keys_dir=env.keys_dir)).verify(progress=steps.append)
+    finally:
+        store.close()
+    assert out == {"intact": True, "size": env.size, "checkpoints": 1}
+    assert sum(steps) == env.size and all(step > 0 for step in steps[:-1])
