@@ -225,3 +225,30 @@ def test_opened_notes_are_immutable() -> None:
         opened.text = "y\n"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         opened.sigs[0].name = "z"  # type: ignore[misc]
+
+
+def _signature_line(raw: bytes, name: str = "jejak.test/log") -> str:
+    import base64
+
+    return f"— {name} {base64.b64encode(raw).decode()}\n"
+
+
+def test_a_signature_is_a_key_id_and_at_least_one_byte() -> None:
+    kid = SIGNER.key_id.to_bytes(4, "big")
+    with pytest.raises(MalformedNote, match="malformed signature line"):
+        open_note("x\n\n" + _signature_line(kid), [SIGNER.verifier])  # a key id and nothing else
+    with pytest.raises(SignatureInvalid):
+        open_note("x\n\n" + _signature_line(kid + b"\x00"), [SIGNER.verifier])  # well-formed, wrong
+
+
+def test_a_repeated_trusted_signature_is_read_once_and_the_next_one_still_counts() -> None:
+    one = sign_note("x\n", [SIGNER]).split("\n\n")[1]
+    other = sign_note("x\n", [OTHER]).split("\n\n")[1]
+    opened = open_note("x\n\n" + one + one + other, [SIGNER.verifier, OTHER.verifier])
+    assert [s.name for s in opened.sigs] == ["jejak.test/log", "jejak.test/other"]
+
+
+def test_key_material_must_be_strict_base64() -> None:
+    name, kid, key64 = SIGNER.verifier_key_text().split("+", 2)
+    with pytest.raises(MalformedKey, match="not valid base64"):
+        Verifier.from_key_text(f"{name}+{kid}+{key64[:10]}!{key64[10:]}")
