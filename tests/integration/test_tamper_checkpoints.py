@@ -114,7 +114,7 @@ def test_a_fork_between_two_checkpoints_is_caught(env: Env) -> None:
     assert _fork_found(out["error"], 1), out
 
 
-def test_a_fork_of_the_first_checkpoint_is_caught_by_consistency(env: Env) -> None:
+def test_a_fork_of_the_first_checkpoint_is_caught(env: Env) -> None:
     """#0 is rewritten to sign another root (as a log that forked before its
     first checkpoint would); #1, issued honestly later, is consistent with the log
     but not with #0."""
