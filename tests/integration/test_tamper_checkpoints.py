@@ -175,3 +175,22 @@ def test_verify_reports_progress_over_every_entry(env: Env) -> None:
         store.close()
     assert out == {"intact": True, "size": env.size, "checkpoints": 1}
     assert sum(steps) == env.size and all(step > 0 for step in steps[:-1])
+
+
+def test_verify_reports_progress_in_steps_of_ten_thousand(tmp_path: Path) -> None:
+    """Past 10,000 entries the progress comes in steps of 10,000 and still adds up to the size."""
+    from jejak.generate import write_files
+    from jejak.transparency import Transparency
+
+    facts = tmp_path / "facts.jsonl"
+    write_files(families=440, seed=5, out_path=facts)
+    settings = Settings(store=str(tmp_path / "big.db"), keys_dir=tmp_path / "keys")
+    with Ledger.open(settings) as led:
+        with facts.open("rb") as f:
+            assert led.ingest_lines(f).rejected == 0
+        size = led.store.log_size()
+        assert size > 10000
+        steps: list[int] = []
+        assert Transparency(led.store, settings).verify(progress=steps.append)["intact"] is True
+        assert Transparency(led.store, settings).verify()["intact"] is True  # and without a progress callback
+    assert steps == [10000] * (size // 10000) + [size % 10000]

@@ -222,3 +222,14 @@ def test_append_to_frontier_gives_the_nodes_and_frontier_of_leaf_by_leaf_appends
 def test_append_to_frontier_names_a_missing_frontier_node() -> None:
     with pytest.raises(MissingNode, match="level 0, index 2"):
         append_to_frontier(3, {}, [leaf_hash(b"x")])
+
+
+@pytest.mark.parametrize("index", [-1, 5, 6])
+def test_an_index_outside_the_tree_is_refused_as_such(index: int) -> None:
+    """Not a root mismatch further on: the index itself is named (0 <= index < size)."""
+    from jejak.audit.errors import InvalidProof
+    from jejak.audit.merkle import leaf_hash, root_from_leaf_hashes, verify_inclusion
+
+    leaves = [leaf_hash(bytes([i])) for i in range(5)]
+    with pytest.raises(InvalidProof, match=f"index out of range: expected index < size 5, got {index}"):
+        verify_inclusion(index, 5, leaves[0], [], root_from_leaf_hashes(leaves))
