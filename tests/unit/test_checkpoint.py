@@ -110,3 +110,11 @@ def test_a_checkpoint_cannot_be_changed_after_it_is_made() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         cp.size = 6  # type: ignore[misc]
     assert hash(cp) == hash(Checkpoint("example.com/log", 5, bytes(32)))
+
+
+def test_a_root_with_characters_outside_base64_is_named_as_such() -> None:
+    root64 = base64.b64encode(bytes(32)).decode()
+    with pytest.raises(MalformedCheckpoint, match="root is not valid base64"):
+        Checkpoint.parse(f"example.com/log\n1\n{root64[:8]}!{root64[8:]}\n")
+    with pytest.raises(MalformedCheckpoint, match="root is not canonical base64"):
+        Checkpoint.parse(f"example.com/log\n1\n{root64[:-2]}B=\n")  # non-zero padding bits
