@@ -194,3 +194,14 @@ def test_verify_reports_progress_in_steps_of_ten_thousand(tmp_path: Path) -> Non
         assert Transparency(led.store, settings).verify(progress=steps.append)["intact"] is True
         assert Transparency(led.store, settings).verify()["intact"] is True  # and without a progress callback
     assert steps == [10000] * (size // 10000) + [size % 10000]
+
+
+def test_a_checkpoint_of_the_same_size_under_a_rotated_key_verifies(env: Env) -> None:
+    """After `jejak key --rotate` the same head is signed again by the new key:
+    two checkpoints of one size are consistent, not a shrinking log."""
+    rotated = env.jejak("key", "--rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    again = env.jejak("checkpoint")
+    assert again.returncode == 0, again.stderr
+    assert int(again.stdout.split("\n")[1]) == env.size and again.stdout != env.checkpoint.read_text()
+    assert env.assert_intact()["checkpoints"] == 2
