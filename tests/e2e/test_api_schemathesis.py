@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import positive_data_acceptance  # noqa: E402
+import schemathesis  # a test dependency (pyproject [test]): missing, the run fails instead of skipping
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import positive_data_acceptance
 
-from tests.e2e.conftest import Deployment  # noqa: E402
+from tests.e2e.conftest import Deployment
 
 MAX_EXAMPLES = 12
 BUDGET_SECONDS = 55

@@ -1,12 +1,13 @@
-"""Kafka feeds against a real broker (Tansu, memory storage) and an in-memory fake ledger."""
+"""Kafka feeds against a real broker (Tansu, memory storage) and the real ledger (SQLite).
+
+Crash, prefetch and SIGTERM handling run on the real ledger, in this process or
+in subprocesses that open the same store.
+"""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import itertools
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,111 +24,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from jejak.feeds.cloudevents import OUTBOUND_TYPES, decode, encode
 from jejak.feeds.consumer import Consumer, default_consumer_factory
-from jejak.feeds.ports import LedgerPort
 from jejak.feeds.publisher import Publisher, default_producer_factory
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 30.0  # upper bound for any single broker wait in these tests
-
-
-# ------------------------------------------------------------------ fake ledger
-@dataclass(frozen=True)
-class FakeOutcome:
-    status: str
-    fact_id: str | None
-    code: str | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class FakeEntry:
-    index: int
-    fact: dict[str, Any]
-    chain: str
-
-
-KNOWN_TYPES = {
-    "rates.set", "eligibility.decided", "companion.assigned", "disbursement.ordered",
-    "disbursement.settled", "pickup.recorded", "funds.returned", "asn.registered", "death.recorded",
-}
-
-
-class FakeLedger:
-    """Dict-based ledger implementing the port; idempotent by id; optionally persisted to a file."""
-
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
-        self.path = Path(path) if path else None
-        self.entries: list[FakeEntry] = []
-        self.by_id: dict[str, dict[str, Any]] = {}
-        self.positions: dict[str, int] = {}
-        self.record_calls = 0
-        self.lock = threading.Lock()
-        if self.path and self.path.exists():
-            state = json.loads(self.path.read_text())
-            self.positions = state["positions"]
-            for e in state["entries"]:
-                self._append(e["fact"])
-
-    def _append(self, fact: dict[str, Any]) -> None:
-        prev = self.entries[-1].chain if self.entries else "00" * 32
-        chain = hashlib.sha256(bytes.fromhex(prev) + orjson.dumps(fact, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        self.entries.append(FakeEntry(len(self.entries), fact, chain))
-        self.by_id[fact["id"]] = fact
-
-    def _persist(self) -> None:
-        if self.path:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"positions": self.positions,
-                                       "entries": [{"fact": e.fact} for e in self.entries]}))
-            os.replace(tmp, self.path)
-
-    @staticmethod
-    def _check(item: Any) -> tuple[dict | None, FakeOutcome | None]:
-        try:
-            obj = item if isinstance(item, dict) else json.loads(item)
-        except ValueError:
-            return None, FakeOutcome("rejected", None, "fact.invalid", "not JSON")
-        fid = obj.get("id") if isinstance(obj, dict) else None
-        if not isinstance(obj, dict) or not isinstance(fid, str) or obj.get("type") not in KNOWN_TYPES:
-            return None, FakeOutcome("rejected", fid if isinstance(fid, str) else None, "fact.invalid",
-                                     "needs a string id and a known type")
-        amount = obj.get("amount", 1)
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            return None, FakeOutcome("rejected", fid, "fact.invalid", "amount must be a positive integer")
-        return obj, None
-
-    def record(self, items):
-        with self.lock:
-            self.record_calls += 1
-            out = []
-            for item in items:
-                fact, bad = self._check(item)
-                if bad:
-                    out.append(bad)
-                elif fact["id"] in self.by_id:
-                    same = self.by_id[fact["id"]] == fact
-                    out.append(FakeOutcome("duplicate", fact["id"]) if same else
-                               FakeOutcome("rejected", fact["id"], "fact.conflict", "different content"))
-                else:
-                    self._append(fact)
-                    out.append(FakeOutcome("accepted", fact["id"]))
-            self._persist()
-            return out
-
-    def read_entries(self, start, limit):
-        with self.lock:
-            return list(self.entries[start:start + limit])
-
-    def get_position(self, name):
-        return self.positions.get(name, 0)
-
-    def set_position(self, name, position):
-        with self.lock:
-            self.positions[name] = position
-            self._persist()
-
-    def ids_of(self, fact_type: str) -> list[str]:
-        return [e.fact["id"] for e in self.entries if e.fact["type"] == fact_type]
 
 
 # ---------------------------------------------------------------------- facts
@@ -150,6 +50,48 @@ def settlement(order_id: str, amount: int = 750000, channel: str = "BRI") -> dic
         "source": {"kind": "bank", "id": channel}, "disbursement": order_id,
         "status": "credited", "amount": amount, "channel": channel,
     }
+
+
+# ------------------------------------------------------------- the real ledger
+@dataclass(frozen=True)
+class RealStore:
+    """A real SQLite store a test and its subprocesses open by URL."""
+
+    url: str
+    keys: str
+
+    def open(self) -> Any:
+        from jejak.ledger import Ledger
+        from jejak.settings import Settings
+
+        return Ledger.open(Settings(store=self.url, keys_dir=Path(self.keys)))
+
+    def ids(self, fact_type: str = "disbursement.settled") -> list[str]:
+        with self.open() as ledger:
+            return recorded_ids(ledger, fact_type)
+
+
+@pytest.fixture
+def real_store(tmp_path) -> RealStore:
+    return RealStore(str(tmp_path / "feed.db"), str(tmp_path / "keys"))
+
+
+@pytest.fixture
+def real_ledger(real_store):
+    with real_store.open() as ledger:
+        yield ledger
+
+
+def recorded_ids(ledger, fact_type: str = "disbursement.settled") -> list[str]:
+    """Ids of `fact_type` in the log, in log order."""
+    return [e.fact["id"] for e in ledger.read_entries(0, 1 << 30) if e.fact["type"] == fact_type]
+
+
+OPEN_REAL_LEDGER = """
+from jejak.ledger import Ledger
+from jejak.settings import Settings
+ledger = Ledger.open(Settings(store={store!r}, keys_dir={keys!r}))
+"""
 
 
 # -------------------------------------------------------------------- helpers
@@ -210,28 +152,24 @@ class SimulatedCrash(BaseException):
     """Escapes every ``except Exception`` like a kill would."""
 
 
-def test_fake_ledger_satisfies_port():
-    assert isinstance(FakeLedger(), LedgerPort)
-
-
 # ---------------------------------------------------------------------- tests
-def test_round_trip(kafka_bootstrap):
-    ledger = FakeLedger()
+def test_round_trip(kafka_bootstrap, real_ledger):
+    ledger = real_ledger
     prefix = uniq("disbursements")
     inbound = uniq("settlements")
     bri = [order("BRI") for _ in range(3)]
     pos = order("POS")
-    ledger.record([{"id": "elig-1", "type": "eligibility.decided"}, bri[0], pos, bri[1], bri[2]])
+    ledger.record([bri[0], pos, bri[1], bri[2]])
 
     t0 = time.monotonic()
     summary = Publisher(ledger, kafka_bootstrap, topic_prefix=prefix).run(once=True)
-    assert summary == {"published": 4, "position": 5}
-    assert ledger.get_position("feed.publish") == 5
+    assert summary == {"published": 4, "position": 4}
+    assert ledger.get_position("feed.publish") == 4
 
     # the bank reads its topic ...
     recs = read_topic(kafka_bootstrap, f"{prefix}.BRI", at_least=3)
     assert sorted(r.key.decode() for r in recs) == sorted(o["id"] for o in bri)
-    by_id = {e.fact["id"]: e for e in ledger.entries}
+    by_id = {e.fact["id"]: e for e in ledger.read_entries(0, 100)}
     for r in recs:
         ev = decode(r.value, OUTBOUND_TYPES)
         entry = by_id[ev.id]
@@ -249,7 +187,7 @@ def test_round_trip(kafka_bootstrap):
     got = consumer_for(ledger, kafka_bootstrap, inbound, group_id=group).run(once=True)
     t2 = time.monotonic()
     assert got == {"accepted": 3, "duplicates": 0, "rejected": 0}
-    assert sorted(ledger.ids_of("disbursement.settled")) == sorted(s["id"] for s in settlements)
+    assert sorted(recorded_ids(ledger)) == sorted(s["id"] for s in settlements)
 
     # offsets were committed: a second run of the same group sees nothing new
     assert consumer_for(ledger, kafka_bootstrap, inbound, group_id=group).run(once=True) == {
@@ -259,8 +197,8 @@ def test_round_trip(kafka_bootstrap):
     print(f"\npublish {t1 - t0:.2f}s, consume once {t2 - t1:.2f}s")
 
 
-def test_consumer_crash_between_record_and_commit(kafka_bootstrap):
-    ledger = FakeLedger()
+def test_consumer_crash_between_record_and_commit(kafka_bootstrap, real_ledger):
+    ledger = real_ledger
     topic, group = uniq("settlements"), uniq("group")
     first = [settlement(f"o{i}") for i in range(5)]
     produce(kafka_bootstrap, topic, [encode(s, "bank/BRI") for s in first])
@@ -277,7 +215,7 @@ def test_consumer_crash_between_record_and_commit(kafka_bootstrap):
     crashing = consumer_for(ledger, kafka_bootstrap, topic, group_id=group, consumer_factory=crashing_factory)
     with pytest.raises(SimulatedCrash):
         crashing.run(once=True)
-    assert sorted(ledger.ids_of("disbursement.settled")) == sorted(s["id"] for s in first)
+    assert sorted(recorded_ids(ledger)) == sorted(s["id"] for s in first)
 
     # restart: everything is re-delivered (nothing was committed) and dropped as duplicates
     assert consumer_for(ledger, kafka_bootstrap, topic, group_id=group).run(once=True) == {
@@ -286,20 +224,19 @@ def test_consumer_crash_between_record_and_commit(kafka_bootstrap):
     produce(kafka_bootstrap, topic, [encode(s, "bank/BRI") for s in more])
     assert consumer_for(ledger, kafka_bootstrap, topic, group_id=group).run(once=True) == {
         "accepted": 2, "duplicates": 0, "rejected": 0}
-    ids = ledger.ids_of("disbursement.settled")
+    ids = recorded_ids(ledger)
     assert len(ids) == len(set(ids)) == 7
 
 
 _KILL_SCRIPT = r"""
 import os, signal, sys, logging
 sys.path.insert(0, {repo!r})
-from tests.integration.test_feeds_kafka import FakeLedger
 from jejak.feeds.consumer import Consumer
 logging.basicConfig(level=logging.WARNING)
-ledger = FakeLedger({state!r})
+""" + OPEN_REAL_LEDGER + r"""
 real_record = ledger.record
 def record(items):
-    out = real_record(items)              # durable (persisted to the state file) ...
+    out = real_record(items)              # durable (committed to the store) ...
     if {kill!r}:
         os.kill(os.getpid(), signal.SIGKILL)  # ... then die before the offset commit
     return out
@@ -309,36 +246,35 @@ print(Consumer(ledger, {bootstrap!r}, topic={topic!r}, group_id={group!r},
 """
 
 
-def test_consumer_process_killed_before_commit(kafka_bootstrap, tmp_path):
-    state = tmp_path / "ledger.json"
+def test_consumer_process_killed_before_commit(kafka_bootstrap, real_store):
+    state = real_store
     topic, group = uniq("settlements"), uniq("group")
     facts = [settlement(f"k{i}") for i in range(4)]
     produce(kafka_bootstrap, topic, [encode(s, "bank/BRI") for s in facts])
 
     def run(kill: bool) -> subprocess.CompletedProcess:
-        script = _KILL_SCRIPT.format(repo=str(REPO), state=str(state), kill=kill, bootstrap=kafka_bootstrap,
+        script = _KILL_SCRIPT.format(repo=str(REPO), store=state.url, keys=state.keys, kill=kill, bootstrap=kafka_bootstrap,
                                      topic=topic, group=group)
         return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
 
     killed = run(kill=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert sorted(FakeLedger(state).ids_of("disbursement.settled")) == sorted(f["id"] for f in facts)
+    assert sorted(state.ids()) == sorted(f["id"] for f in facts)
 
     # The dead member never left the group: the restart waits for its session to expire.
     again = run(kill=False)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.strip().splitlines()[-1] == str({"accepted": 0, "duplicates": 4, "rejected": 0})
-    ids = FakeLedger(state).ids_of("disbursement.settled")
+    ids = state.ids()
     assert len(ids) == len(set(ids)) == 4
 
 
 _SIGTERM_SCRIPT = r"""
 import sys, threading, logging
 sys.path.insert(0, {repo!r})
-from tests.integration.test_feeds_kafka import FakeLedger
 from jejak.feeds.consumer import Consumer, stop_on_signals
 logging.basicConfig(level=logging.WARNING)
-ledger = FakeLedger({state!r})
+""" + OPEN_REAL_LEDGER + r"""
 real_record = ledger.record
 def record(items):
     out = real_record(items)
@@ -352,11 +288,11 @@ print(Consumer(ledger, {bootstrap!r}, topic={topic!r}, group_id={group!r},
 """
 
 
-def test_consumer_sigterm_clean_shutdown(kafka_bootstrap, tmp_path):
-    state = tmp_path / "ledger.json"
+def test_consumer_sigterm_clean_shutdown(kafka_bootstrap, real_store):
+    state = real_store
     topic, group = uniq("settlements"), uniq("group")
     produce(kafka_bootstrap, topic, [encode(settlement("sig1"), "bank/BRI")])
-    script = _SIGTERM_SCRIPT.format(repo=str(REPO), state=str(state), bootstrap=kafka_bootstrap,
+    script = _SIGTERM_SCRIPT.format(repo=str(REPO), store=state.url, keys=state.keys, bootstrap=kafka_bootstrap,
                                     topic=topic, group=group)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -375,11 +311,11 @@ def test_consumer_sigterm_clean_shutdown(kafka_bootstrap, tmp_path):
     assert proc.returncode == 0, err[-2000:]
     assert time.monotonic() - t < 5
     assert out.strip().splitlines()[-1] == str({"accepted": 1, "duplicates": 0, "rejected": 0})
-    assert FakeLedger(state).ids_of("disbursement.settled") == ["stl-sig1"]
+    assert state.ids() == ["stl-sig1"]
 
 
-def test_publisher_crash_mid_batch(kafka_bootstrap):
-    ledger = FakeLedger()
+def test_publisher_crash_mid_batch(kafka_bootstrap, real_ledger):
+    ledger = real_ledger
     prefix = uniq("disbursements")
     orders = [order("BRI") for _ in range(10)]
     ledger.record(orders)
@@ -426,8 +362,8 @@ def test_publisher_crash_mid_batch(kafka_bootstrap):
     assert len(published) >= 10  # duplicates on the wire are allowed
 
 
-def test_poison_messages_go_to_rejects(kafka_bootstrap):
-    ledger = FakeLedger()
+def test_poison_messages_go_to_rejects(kafka_bootstrap, real_ledger):
+    ledger = real_ledger
     topic = uniq("settlements")
     rejects = topic + ".rejects"
     good = [settlement(f"g{i}") for i in range(3)]
@@ -445,7 +381,7 @@ def test_poison_messages_go_to_rejects(kafka_bootstrap):
         orjson.dumps(dict(orjson.loads(encode(good[2], "bank/BRI")), data="x")),  # feed.data_not_object
         orjson.dumps(mismatched),                                          # feed.envelope_mismatch
         encode(order_fact, "bank/BRI"),                                    # feed.type_not_allowed
-        encode(bad_amount, "bank/BRI"),                                    # ledger: fact.invalid
+        encode(bad_amount, "bank/BRI"),                                    # the ledger refuses it: non_positive_amount
         encode(good[2], "bank/BRI"),
     ]
     # one partition so that offsets are predictable
@@ -458,14 +394,14 @@ def test_poison_messages_go_to_rejects(kafka_bootstrap):
     group = uniq("group")
     assert consumer_for(ledger, kafka_bootstrap, topic, rejects_topic=rejects, group_id=group).run(once=True) == {
         "accepted": 3, "duplicates": 0, "rejected": 8}
-    assert sorted(ledger.ids_of("disbursement.settled")) == sorted(g["id"] for g in good)
+    assert sorted(recorded_ids(ledger)) == sorted(g["id"] for g in good)
 
     dead = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, rejects, at_least=8)]
     dead.sort(key=lambda d: d["offset"])
     assert [(d["offset"], d["error"]) for d in dead] == [
         (1, "feed.not_json"), (2, "feed.not_json"), (3, "feed.not_cloudevent"), (4, "feed.not_cloudevent"),
         (6, "feed.data_not_object"), (7, "feed.envelope_mismatch"), (8, "feed.type_not_allowed"),
-        (9, "fact.invalid"),
+        (9, "non_positive_amount"),
     ]
     assert all(d["topic"] == topic and d["partition"] == 0 and d["message"] for d in dead)
     assert dead[0]["payload"] == "this is not json"
@@ -478,7 +414,7 @@ def test_poison_messages_go_to_rejects(kafka_bootstrap):
     produce(kafka_bootstrap, topic, [encode(later, "bank/BRI")])
     assert consumer_for(ledger, kafka_bootstrap, topic, rejects_topic=rejects, group_id=group).run(once=True) == {
         "accepted": 1, "duplicates": 0, "rejected": 0}
-    assert later["id"] in ledger.ids_of("disbursement.settled")
+    assert later["id"] in recorded_ids(ledger)
 
 
 def wait_until(pred, timeout: float = WAIT, step: float = 0.1) -> bool:
@@ -490,9 +426,9 @@ def wait_until(pred, timeout: float = WAIT, step: float = 0.1) -> bool:
     return pred()
 
 
-def test_broker_restart_while_consuming(restartable_tansu):
+def test_broker_restart_while_consuming(restartable_tansu, real_ledger):
     broker = restartable_tansu
-    ledger = FakeLedger()
+    ledger = real_ledger
     topic = uniq("settlements")
     consumer = Consumer(ledger, broker.bootstrap, topic=topic, group_id=uniq("group"),
                         rejects_topic=topic + ".rejects", max_backoff=2.0)
@@ -503,35 +439,35 @@ def test_broker_restart_while_consuming(restartable_tansu):
     before = [settlement(f"b{i}") for i in range(3)]
     produce(broker.bootstrap, topic, [encode(s, "bank/BRI") for s in before])
     thread.start()
-    assert wait_until(lambda: len(ledger.ids_of("disbursement.settled")) == 3)
+    assert wait_until(lambda: len(recorded_ids(ledger)) == 3)
 
     t0 = time.monotonic()
     broker.restart()  # memory broker: topics, records and committed offsets are gone
     after = [settlement(f"a{i}") for i in range(3)]
     # a bank re-sends one old settlement too; the ledger must not record it twice
     produce(broker.bootstrap, topic, [encode(s, "bank/BRI") for s in after + before[:1]])
-    assert wait_until(lambda: len(ledger.ids_of("disbursement.settled")) == 6, timeout=60), consumer.totals
+    assert wait_until(lambda: len(recorded_ids(ledger)) == 6, timeout=60), consumer.totals
     recovered = time.monotonic() - t0
     assert wait_until(lambda: consumer.totals["duplicates"] >= 1, timeout=10), consumer.totals
 
     stop.set()
     thread.join(timeout=10)
     assert not thread.is_alive(), "consumer did not stop on stop_event"
-    ids = ledger.ids_of("disbursement.settled")
+    ids = recorded_ids(ledger)
     assert sorted(ids) == sorted(s["id"] for s in before + after) and len(ids) == len(set(ids))
     assert result["accepted"] == 6
     print(f"\nrecovered {recovered:.2f}s after broker restart")
 
 
-def test_stop_event_ends_idle_consumer_promptly(kafka_bootstrap):
+def test_stop_event_ends_idle_consumer_promptly(kafka_bootstrap, real_ledger):
     topic = uniq("settlements")
     produce(kafka_bootstrap, topic, [encode(settlement("s1"), "bank/BRI")])
-    ledger = FakeLedger()
+    ledger = real_ledger
     consumer = consumer_for(ledger, kafka_bootstrap, topic)
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, kwargs={"stop_event": stop}, daemon=True)
     thread.start()
-    assert wait_until(lambda: ledger.ids_of("disbursement.settled"))
+    assert wait_until(lambda: recorded_ids(ledger))
     t = time.monotonic()
     stop.set()
     thread.join(timeout=10)
@@ -543,10 +479,9 @@ def test_stop_event_ends_idle_consumer_promptly(kafka_bootstrap):
 _PREFETCH_KILL_SCRIPT = r"""
 import os, signal, sys, logging
 sys.path.insert(0, {repo!r})
-from tests.integration.test_feeds_kafka import FakeLedger
 from jejak.feeds.consumer import Consumer
 logging.basicConfig(level=logging.WARNING)
-ledger = FakeLedger({state!r})
+""" + OPEN_REAL_LEDGER + r"""
 real_record, calls = ledger.record, [0]
 def record(items):
     out = real_record(items)
@@ -573,10 +508,10 @@ def _processes_with(marker: str) -> list[int]:
     return pids
 
 
-def test_batch_drain_reader_process_killed_recorder(kafka_bootstrap, tmp_path):
+def test_batch_drain_reader_process_killed_recorder(kafka_bootstrap, real_store):
     """`run(once=True)` decodes in a reader process; killing the recorder mid-drain loses nothing,
     records nothing twice, and takes the reader process down with it."""
-    state = tmp_path / "ledger.json"
+    state = real_store
     topic, group = uniq("settlements"), uniq("group")
     facts = [settlement(f"d{i}") for i in range(23)]
     p = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
@@ -586,13 +521,13 @@ def test_batch_drain_reader_process_killed_recorder(kafka_bootstrap, tmp_path):
     p.close(timeout=5)
 
     def run(kill_after: int) -> subprocess.CompletedProcess:
-        script = _PREFETCH_KILL_SCRIPT.format(repo=str(REPO), state=str(state), kill_after=kill_after,
+        script = _PREFETCH_KILL_SCRIPT.format(repo=str(REPO), store=state.url, keys=state.keys, kill_after=kill_after,
                                               bootstrap=kafka_bootstrap, topic=topic, group=group)
         return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
 
     killed = run(kill_after=3)  # three batches of 5 recorded; at most two of them committed
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    recorded = FakeLedger(state).ids_of("disbursement.settled")
+    recorded = state.ids()
     assert sorted(recorded) == sorted(f["id"] for f in facts[:15])
     assert wait_until(lambda: not _processes_with(group), timeout=15), "the reader process outlived its recorder"
 
@@ -601,7 +536,7 @@ def test_batch_drain_reader_process_killed_recorder(kafka_bootstrap, tmp_path):
     summary = eval(again.stdout.strip().splitlines()[-1])  # noqa: S307 - our own script's dict
     # the uncommitted tail of what was recorded comes back as duplicates (at least the last batch)
     assert summary["accepted"] == 8 and 5 <= summary["duplicates"] <= 15 and summary["rejected"] == 0, summary
-    ids = FakeLedger(state).ids_of("disbursement.settled")
+    ids = state.ids()
     assert sorted(ids) == sorted(f["id"] for f in facts) and len(ids) == len(set(ids))
     assert not _processes_with(group)
 
@@ -611,23 +546,53 @@ def test_batch_drain_reader_process_killed_recorder(kafka_bootstrap, tmp_path):
         {"accepted": 0, "duplicates": 0, "rejected": 0})
 
 
-def test_batch_drain_same_outcome_with_and_without_reader_process(kafka_bootstrap):
+def test_batch_drain_same_outcome_with_and_without_reader_process(kafka_bootstrap, tmp_path):
     topic = uniq("settlements")
     values = [encode(settlement(f"e{i}"), "bank/BRI") for i in range(12)] + [b"not json", encode(
         settlement("e99", amount=-1), "bank/BRI")]
     produce(kafka_bootstrap, topic, values)
     results = {}
     for prefetch in (True, False):
-        ledger = FakeLedger()
+        ledger = RealStore(str(tmp_path / f"drain-{prefetch}.db"), str(tmp_path / "keys")).open()
         got = consumer_for(ledger, kafka_bootstrap, topic, group_id=uniq("group"), prefetch=prefetch,
                            max_records=4).run(once=True)
-        results[prefetch] = (got, sorted(ledger.ids_of("disbursement.settled")))
+        results[prefetch] = (got, sorted(recorded_ids(ledger)))
+        ledger.close()
     assert results[True] == results[False]
     assert results[True][0] == {"accepted": 12, "duplicates": 0, "rejected": 2}
 
 
-def test_batch_drain_of_missing_topic_ends_at_once(kafka_bootstrap):
+def test_batch_drain_of_missing_topic_ends_at_once(kafka_bootstrap, real_ledger):
     t = time.monotonic()
-    got = consumer_for(FakeLedger(), kafka_bootstrap, uniq("never-created")).run(once=True)
+    got = consumer_for(real_ledger, kafka_bootstrap, uniq("never-created")).run(once=True)
     assert got == {"accepted": 0, "duplicates": 0, "rejected": 0}
     assert time.monotonic() - t < 15
+
+
+def test_consumer_rewinds_when_the_log_restarts_shorter_than_its_position(restartable_tansu, real_ledger, caplog):
+    """Partitions assigned directly (no group to rejoin, so kafka-python never
+    resets the position by itself): after a memory broker restarts, the log
+    ends below the consumer's position and Tansu answers fetches there with
+    nothing. Only the consumer's own check (`_check_log_reset`) rewinds it, so
+    what is produced after the restart is recorded."""
+    broker = restartable_tansu
+    topic = uniq("settlements")
+    consumer = Consumer(real_ledger, broker.bootstrap, topic=topic, group_id=uniq("group"),
+                        rejects_topic=topic + ".rejects", max_backoff=1.0, assign=True, prefetch=False)
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, kwargs={"stop_event": stop}, daemon=True)
+    before = [settlement(f"r{i}") for i in range(5)]
+    produce(broker.bootstrap, topic, [encode(s, "bank/BRI") for s in before], [b"k"] * 5)
+    thread.start()
+    try:
+        assert wait_until(lambda: len(recorded_ids(real_ledger)) == 5), consumer.totals
+        broker.restart()  # topics, records and offsets are gone
+        after = [settlement(f"n{i}") for i in range(2)]  # fewer records than the consumer's position
+        produce(broker.bootstrap, topic, [encode(s, "bank/BRI") for s in after], [b"k"] * 2)
+        assert wait_until(lambda: len(recorded_ids(real_ledger)) == 7, timeout=60), consumer.totals
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert sorted(recorded_ids(real_ledger)) == sorted(s["id"] for s in before + after)
+    assert any("log reset?" in r.getMessage() for r in caplog.records), "the rewind ran"

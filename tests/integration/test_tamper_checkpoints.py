@@ -114,7 +114,7 @@ def test_a_fork_between_two_checkpoints_is_caught(env: Env) -> None:
     assert _fork_found(out["error"], 1), out
 
 
-def test_a_fork_of_the_first_checkpoint_is_caught_by_consistency(env: Env) -> None:
+def test_a_fork_of_the_first_checkpoint_is_caught(env: Env) -> None:
     """#0 is rewritten to sign another root (as a log that forked before its
     first checkpoint would); #1, issued honestly later, is consistent with the log
     but not with #0."""
@@ -161,3 +161,47 @@ def test_a_tree_node_beyond_the_log_is_caught(env: Env) -> None:
     env.sql("INSERT INTO jejak_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, beyond, bytes(32)))
     out = env.assert_tampered(beyond << level)
     assert f"Merkle node (level {level}, index {beyond}) beyond the log" in out["error"], out
+
+
+def test_verify_reports_progress_over_every_entry(env: Env) -> None:
+    """The progress bar of `jejak verify` ends at the log size, whatever the size."""
+    from jejak.transparency import Transparency
+
+    steps: list[int] = []
+    store = env.store()
+    try:
+        out = Transparency(store, Settings(store=env.store_url, keys_dir=env.keys_dir)).verify(progress=steps.append)
+    finally:
+        store.close()
+    assert out == {"intact": True, "size": env.size, "checkpoints": 1}
+    assert sum(steps) == env.size and all(step > 0 for step in steps[:-1])
+
+
+def test_verify_reports_progress_in_steps_of_ten_thousand(tmp_path: Path) -> None:
+    """Past 10,000 entries the progress comes in steps of 10,000 and still adds up to the size."""
+    from jejak.generate import write_files
+    from jejak.transparency import Transparency
+
+    facts = tmp_path / "facts.jsonl"
+    write_files(families=440, seed=5, out_path=facts)
+    settings = Settings(store=str(tmp_path / "big.db"), keys_dir=tmp_path / "keys")
+    with Ledger.open(settings) as led:
+        with facts.open("rb") as f:
+            assert led.ingest_lines(f).rejected == 0
+        size = led.store.log_size()
+        assert size > 10000
+        steps: list[int] = []
+        assert Transparency(led.store, settings).verify(progress=steps.append)["intact"] is True
+        assert Transparency(led.store, settings).verify()["intact"] is True  # and without a progress callback
+    assert steps == [10000] * (size // 10000) + [size % 10000]
+
+
+def test_a_checkpoint_of_the_same_size_under_a_rotated_key_verifies(env: Env) -> None:
+    """After `jejak key --rotate` the same head is signed again by the new key:
+    two checkpoints of one size are consistent, not a shrinking log."""
+    rotated = env.jejak("key", "--rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    again = env.jejak("checkpoint")
+    assert again.returncode == 0, again.stderr
+    assert int(again.stdout.split("\n")[1]) == env.size and again.stdout != env.checkpoint.read_text()
+    assert env.assert_intact()["checkpoints"] == 2

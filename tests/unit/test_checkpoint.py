@@ -88,3 +88,33 @@ def test_constructor_validates() -> None:
         Checkpoint("bad\norigin", 1, ROOT)
     with pytest.raises(MalformedCheckpoint):
         Checkpoint("o", -1, ROOT)
+
+
+def test_size_is_any_unsigned_64_bit_integer() -> None:
+    """C2SP tlog-checkpoint: the tree size is a uint64, so 2^63 and 2^64 - 1 are sizes; 2^64 is not."""
+    root = bytes(range(32))
+    for size in (1 << 63, (1 << 64) - 1):
+        cp = Checkpoint("example.com/log", size, root)
+        assert Checkpoint.parse(cp.to_text()) == cp
+    for size in (1 << 64, -1):
+        with pytest.raises(MalformedCheckpoint, match="size: expected 0 <= size < 2\\^64"):
+            Checkpoint("example.com/log", size, root)
+    with pytest.raises(MalformedCheckpoint, match="size"):
+        Checkpoint.parse(f"example.com/log\n{1 << 64}\n{base64.b64encode(root).decode()}\n")
+
+
+def test_a_checkpoint_cannot_be_changed_after_it_is_made() -> None:
+    import dataclasses
+
+    cp = Checkpoint("example.com/log", 5, bytes(32))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cp.size = 6  # type: ignore[misc]
+    assert hash(cp) == hash(Checkpoint("example.com/log", 5, bytes(32)))
+
+
+def test_a_root_with_characters_outside_base64_is_named_as_such() -> None:
+    root64 = base64.b64encode(bytes(32)).decode()
+    with pytest.raises(MalformedCheckpoint, match="root is not valid base64"):
+        Checkpoint.parse(f"example.com/log\n1\n{root64[:8]}!{root64[8:]}\n")
+    with pytest.raises(MalformedCheckpoint, match="root is not canonical base64"):
+        Checkpoint.parse(f"example.com/log\n1\n{root64[:-2]}B=\n")  # non-zero padding bits

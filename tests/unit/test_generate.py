@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from jejak.generate import RULES, Generation, generate, planted_expectations, write_files
+from jejak.projections.engine import evaluate_anomalies
 
 # ---------------------------------------------------------------------------
 # strict SPEC §1 format checks (independent of the ingest code)
@@ -519,26 +520,16 @@ def test_planted_needs_enough_families():
 
 
 # ---------------------------------------------------------------------------
-# agreement with the anomaly engine (if present)
-
-def _engine():
-    try:
-        from jejak.projections.engine import evaluate_anomalies
-    except ImportError:  # pragma: no cover - engine not built yet
-        pytest.skip("jejak.projections.engine not available")
-    return evaluate_anomalies
-
+# agreement with the anomaly engine
 
 def test_engine_agrees_on_planted(planted):
-    evaluate = _engine()
     g, facts = planted
-    got = {(a.rule, a.primary) for a in evaluate([dict(f, seq=k) for k, f in enumerate(facts)])}
+    got = {(a.rule, a.primary) for a in evaluate_anomalies([dict(f, seq=k) for k, f in enumerate(facts)])}
     exp = {(e["rule"], e["primary"]) for e in g.expected}
     assert got == exp, {"missing": sorted(exp - got), "unexpected": sorted(got - exp)}
 
 
 def test_engine_silent_on_clean(clean):
-    evaluate = _engine()
     _, facts = clean
-    got = evaluate([dict(f, seq=k) for k, f in enumerate(facts)])
+    got = evaluate_anomalies([dict(f, seq=k) for k, f in enumerate(facts)])
     assert [(a.rule, a.primary) for a in got] == []

@@ -222,3 +222,30 @@ def test_append_to_frontier_gives_the_nodes_and_frontier_of_leaf_by_leaf_appends
 def test_append_to_frontier_names_a_missing_frontier_node() -> None:
     with pytest.raises(MissingNode, match="level 0, index 2"):
         append_to_frontier(3, {}, [leaf_hash(b"x")])
+
+
+@pytest.mark.parametrize("index", [-1, 5, 6])
+def test_an_index_outside_the_tree_is_refused_as_such(index: int) -> None:
+    """Not a root mismatch further on: the index itself is named (0 <= index < size)."""
+    from jejak.audit.errors import InvalidProof
+    from jejak.audit.merkle import leaf_hash, root_from_leaf_hashes, verify_inclusion
+
+    leaves = [leaf_hash(bytes([i])) for i in range(5)]
+    with pytest.raises(InvalidProof, match=f"index out of range: expected index < size 5, got {index}"):
+        verify_inclusion(index, 5, leaves[0], [], root_from_leaf_hashes(leaves))
+
+
+def test_consistency_proof_errors_are_named() -> None:
+    from jejak.audit.errors import InvalidProof
+    from jejak.audit.merkle import MemoryNodeStore, consistency_proof, leaf_hash, root_from_leaf_hashes, verify_consistency
+
+    leaves = [leaf_hash(bytes([i])) for i in range(7)]
+    store = MemoryNodeStore()
+    store.append(0, leaves)
+    r3, r7 = root_from_leaf_hashes(leaves[:3]), root_from_leaf_hashes(leaves)
+    proof = consistency_proof(3, 7, store)
+    verify_consistency(3, 7, proof, r3, r7)
+    with pytest.raises(InvalidProof, match="proof length for equal sizes: expected 0, got 1"):
+        verify_consistency(7, 7, proof[:1], r7, r7)
+    with pytest.raises(InvalidProof, match=r"proof\[1\]: expected 32-byte hash, got 31 bytes"):
+        verify_consistency(3, 7, [proof[0], proof[1][:31], *proof[2:]], r3, r7)

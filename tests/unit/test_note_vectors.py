@@ -160,3 +160,95 @@ def test_invalid_names(name: str) -> None:
 def test_sign_requires_trailing_newline() -> None:
     with pytest.raises(MalformedNote):
         sign_note("abc", [SIGNER])
+
+
+# ---------------------------------------------------------------- mutation survivors killed
+def _unknown_lines(count: int, text: str = "x\n") -> str:
+    return "".join(Signer.generate(f"jejak.test/u{i}").sign(text) for i in range(count))
+
+
+def test_at_most_max_signatures_lines() -> None:
+    """C2SP allows a verifier to cap the signatures it reads; ours is 100 lines, trusted or not."""
+    from jejak.audit.note import MAX_SIGNATURES
+
+    assert MAX_SIGNATURES == 100
+    good = sign_note("x\n", [SIGNER])
+    assert open_note(good + _unknown_lines(99), [SIGNER.verifier]).text == "x\n"
+    with pytest.raises(MalformedNote, match="too many signatures: expected at most 100, got 101"):
+        open_note(good + _unknown_lines(100), [SIGNER.verifier])
+
+
+def test_an_unknown_signature_before_the_trusted_one_is_skipped() -> None:
+    note = "x\n\n" + _unknown_lines(2) + sign_note("x\n", [SIGNER]).split("\n\n")[1]
+    opened = open_note(note, [SIGNER.verifier])
+    assert [s.name for s in opened.sigs] == ["jejak.test/log"] and len(opened.unverified_sigs) == 2
+
+
+def test_an_invalid_signer_name_is_malformed_even_beside_a_trusted_signature() -> None:
+    good = sign_note("x\n", [SIGNER])
+    b64 = good.split()[-1]
+    with pytest.raises(MalformedNote, match=r"malformed signature line for 'bad\+name'"):
+        open_note(good + f"— bad+name {b64}\n", [SIGNER.verifier])
+
+
+@pytest.mark.parametrize("note, message", [
+    ("x\n\n— jejak.test/log AAAAAAA=", "signature block must be non-empty and end with a newline"),
+    ("x\n— jejak.test/log AAAAAAA=\n", "no blank line before the signature block"),
+])
+def test_malformed_note_messages(note: str, message: str) -> None:
+    with pytest.raises(MalformedNote, match=message):
+        open_note(note, [SIGNER.verifier])
+
+
+def test_a_note_that_is_not_utf8_is_malformed() -> None:
+    with pytest.raises(MalformedNote, match="note is not valid UTF-8"):
+        open_note(sign_note("x\n", [SIGNER]).encode() + b"\xff", [SIGNER.verifier])
+
+
+def test_unknown_key_error_names_both_sides() -> None:
+    with pytest.raises(UnknownKey) as info:
+        open_note(sign_note("x\n", [OTHER]), [SIGNER.verifier])
+    assert str(info.value) == (f"no trusted signature: expected one of [jejak.test/log+{SIGNER.key_id:08x}], "
+                               f"got [jejak.test/other+{OTHER.key_id:08x}]")
+
+
+def test_verifiers_are_equal_only_for_the_same_key() -> None:
+    a, b = Signer.generate("jejak.test/log").verifier, Signer.generate("jejak.test/log").verifier
+    assert a != b and a == Verifier.from_key_text(a.key_text())
+
+
+def test_opened_notes_are_immutable() -> None:
+    import dataclasses
+
+    opened = open_note(sign_note("x\n", [SIGNER]), [SIGNER.verifier])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opened.text = "y\n"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opened.sigs[0].name = "z"  # type: ignore[misc]
+
+
+def _signature_line(raw: bytes, name: str = "jejak.test/log") -> str:
+    import base64
+
+    return f"— {name} {base64.b64encode(raw).decode()}\n"
+
+
+def test_a_signature_is_a_key_id_and_at_least_one_byte() -> None:
+    kid = SIGNER.key_id.to_bytes(4, "big")
+    with pytest.raises(MalformedNote, match="malformed signature line"):
+        open_note("x\n\n" + _signature_line(kid), [SIGNER.verifier])  # a key id and nothing else
+    with pytest.raises(SignatureInvalid):
+        open_note("x\n\n" + _signature_line(kid + b"\x00"), [SIGNER.verifier])  # well-formed, wrong
+
+
+def test_a_repeated_trusted_signature_is_read_once_and_the_next_one_still_counts() -> None:
+    one = sign_note("x\n", [SIGNER]).split("\n\n")[1]
+    other = sign_note("x\n", [OTHER]).split("\n\n")[1]
+    opened = open_note("x\n\n" + one + one + other, [SIGNER.verifier, OTHER.verifier])
+    assert [s.name for s in opened.sigs] == ["jejak.test/log", "jejak.test/other"]
+
+
+def test_key_material_must_be_strict_base64() -> None:
+    name, kid, key64 = SIGNER.verifier_key_text().split("+", 2)
+    with pytest.raises(MalformedKey, match="not valid base64"):
+        Verifier.from_key_text(f"{name}+{kid}+{key64[:10]}!{key64[10:]}")
