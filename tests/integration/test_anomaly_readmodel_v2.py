@@ -173,5 +173,14 @@ def test_late_v2_facts_change_the_answer(store_url, make_settings):
         early = {(a["rule"], a["primary"]) for a in reports.anomalies(date(2024, 3, 8))}
         assert ("barred_recipient", "o1") in early and ("disputed_pickup", "c1") not in early
         assert ("unknown_complaint", "r1") in early
+        # settings' thresholds reach the rules: complaint_days is applied to the read model at query time,
+        # another indicator threshold needs the full evaluation
+        led.settings = led.settings.model_copy(update={"complaint_days": 30, "indicator_registers": 1})
+        other = {(a["rule"], a["primary"]) for a in Reports(led).anomalies()}
+        assert not any(rule == "complaint_overdue" for rule, _ in other)
+        assert ("flagged_recipient", "o4") in other and ("flagged_recipient", "o3") in other
+        led.settings = led.settings.model_copy(update={"complaint_days": -1, "indicator_registers": 2})  # c5: 0 days
+        other = {(a["rule"], a["primary"]) for a in Reports(led).anomalies()}
+        assert ("complaint_overdue", "c5") in other
     finally:
         led.close()
