@@ -19,6 +19,16 @@ date (complaint_overdue is exact to the day).
 | ``near_twice`` | guru_sertifikasi twice | nothing (one register) |
 | ``near_never`` | pendamping until = from; tni_polri ended 2 Jan | nothing |
 | ``near_barred`` | upah_di_atas_ump + pendamping | barred_recipient only (barred is no indicator) |
+
+Complaints: not_received about a T1 order with a pickup (disputed, then
+rejected: still disputed) and about the planted failed B07 order with a pickup
+(disputed); near-misses about the unpicked unclaimed_1 order, an unknown order
+(referred) and a wrong_amount one. Pungli complaints naming four companions:
+001 (upheld, partially upheld, open: fires), 002 (four, one rejected: fires),
+003 (one rejected, plus an `other` one) and 004 (one withdrawn): not. Two
+resolutions of nothing filed (one names an order): unknown_complaint; one
+dated before its complaint: not. Open complaints 15 and 14 days before the
+as-of date: only the first is overdue (with every older open one).
 """
 
 from __future__ import annotations
