@@ -14,8 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jejak.api.deps import ApiState
 from jejak.api.errors import error_response, install_error_handlers
 from jejak.api.routers import (
-    access_log, aggregates, anomalies, balances, checkpoints, facts, families, health, people, proofs, receipts, tlog,
-    web,
+    access_log, aggregates, anomalies, balances, checkpoints, complaints, facts, families, health, people, proofs,
+    receipts, registers, tlog, web,
 )
 from jejak.api.routers.web import STATIC
 from jejak.settings import Settings
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(tlog.witnesses_router)
     app.include_router(receipts.public)
-    for module in (families, people, facts, balances, anomalies, access_log):
+    for module in (families, people, registers, facts, balances, anomalies, complaints, access_log):
         app.include_router(module.router)
     app.include_router(receipts.inspector)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

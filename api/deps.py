@@ -326,6 +326,8 @@ def audit_access(request: Request, state: ApiState, principal: Principal,
     route = request.scope.get("route")
     path = re.sub(r":\w+\}", "}", getattr(route, "path", None) or "?")
     reason = reason.strip()
+    if "\x00" in reason:  # PostgreSQL text cannot hold it (the reason goes to the access log)
+        raise ApiError(422, "query parameter 'reason': must not contain NUL characters", "invalid_request")
     if holds_sixteen_digits(reason):
         raise ApiError(422, "query parameter 'reason': must not contain a NIK or KK (16 digits); "
                             "refer to the case by its file number", "invalid_request")

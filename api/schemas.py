@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Problem(BaseModel):
@@ -215,3 +215,57 @@ class AccessRow(BaseModel):
 class AccessLogOut(BaseModel):
     items: list[AccessRow]
     next_cursor: Optional[str]
+
+
+class ComplaintRow(BaseModel):
+    complaint_id: str
+    at: str
+    channel: str
+    category: str
+    region: str
+    kk: Optional[str]
+    nik: Optional[str]
+    disbursement: Optional[str] = Field(description="the order the complaint names, if any")
+    companion: Optional[str]
+    text: Optional[str]
+    status: Literal["open", "closed"]
+    outcome: Optional[str] = Field(description="outcome of the latest resolution in ledger order")
+    resolutions: list[str] = Field(description="ids of the resolutions naming it, in ledger order")
+    days_open: Optional[int] = Field(description="open: days from its date to the as-of date")
+    overdue: bool = Field(description="open for more than the complaint_days threshold (SPEC v2 §6)")
+
+
+class ComplaintsOut(BaseModel):
+    as_of: Optional[str] = Field(description="the date overdue is judged at: the latest fact's date")
+    items: list[ComplaintRow]
+    next_cursor: Optional[str]
+
+
+class ComplaintOut(BaseModel):
+    complaint: ComplaintRow
+    entry: FactEntry
+    resolutions: list[FactEntry]
+    payment: list[FactEntry] = Field(description="the named order and every fact on it, in log order")
+    family: Optional[str] = Field(description="kk of the complaint, else of the named order")
+    family_trail: list[FactEntry] = Field(description="first page of the family's trail")
+    family_trail_next_cursor: Optional[str] = Field(description="continue at /v1/families/{kk}/trail")
+
+
+class RegisterListing(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    fact_id: str
+    type: str
+    register_: str = Field(alias="register")
+    kind: Literal["barred", "indicator"]
+    nik: str
+    source: dict[str, Any]
+    at: str
+    from_: str = Field(alias="from")
+    until: Optional[str]
+    in_force_on: Optional[bool] = Field(description="listed on the as-of date (from <= date < until)")
+
+
+class RegistersOut(BaseModel):
+    as_of: Optional[str]
+    items: list[RegisterListing]

@@ -78,6 +78,18 @@ class DeathRecorded(FactRecorded):
     pass
 
 
+class RegisterListed(FactRecorded):
+    pass
+
+
+class ComplaintFiled(FactRecorded):
+    pass
+
+
+class ComplaintResolved(FactRecorded):
+    pass
+
+
 class SubjectErased(FactRecorded):
     """A person's personal data was destroyed (crypto-shredding) by order."""
 
@@ -101,6 +113,9 @@ EVENT_TYPES: dict[str, type[FactRecorded]] = {
     "funds.returned": FundsReturned,
     "asn.registered": AsnRegistered,
     "death.recorded": DeathRecorded,
+    "register.listed": RegisterListed,
+    "complaint.filed": ComplaintFiled,
+    "complaint.resolved": ComplaintResolved,
     "jejak.erasure": SubjectErased,
     "jejak.access": PersonalDataAccessed,
     "jejak.token": ApiTokenChanged,

@@ -1,4 +1,4 @@
-"""The nine SPEC fact types and their validation (SPEC §1).
+"""The SPEC fact types and their validation (SPEC §1, v2 §5 registers, §6 complaints).
 
 `check_fact(obj)` accepts a decoded JSON value and either returns a `Fact`
 or raises a `FactRejected` subclass whose message names the field and the fix.
@@ -35,7 +35,9 @@ TIMESTAMP_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
-SOURCE_KINDS = frozenset({"kemensos", "dinsos", "bank", "pos", "pendamping", "bkn", "dukcapil"})
+SOURCE_KINDS = frozenset(
+    {"kemensos", "dinsos", "bank", "pos", "pendamping", "bkn", "dukcapil", "registry", "public"}
+)
 PROGRAMS = frozenset({"PKH", "BPNT"})
 CHANNELS = frozenset({"BRI", "BNI", "MANDIRI", "BTN", "BSI", "POS"})
 PKH_COMPONENTS = frozenset(
@@ -45,9 +47,33 @@ DECISIONS = frozenset({"eligible", "revoked"})
 SETTLEMENT_STATUSES = frozenset({"credited", "failed"})
 PICKUP_BY = frozenset({"recipient", "family", "companion"})
 
+#: SPEC v2 §5: the registers of `register.listed` and their kind. A *barred*
+#: register's people must not receive aid; an *indicator* register's people
+#: are probably not poor.
+REGISTERS: dict[str, str] = {
+    "asn": "barred",
+    "tni_polri": "barred",
+    "pendamping": "barred",
+    "perangkat_desa": "barred",
+    "guru_sertifikasi": "indicator",
+    "pengurus_badan_usaha": "indicator",
+    "upah_di_atas_ump": "indicator",
+    "listrik_nonsubsidi": "indicator",
+    "pemilik_mobil": "indicator",
+}
+REGISTER_CODES = frozenset(REGISTERS)
+BARRED_REGISTERS = frozenset(r for r, kind in REGISTERS.items() if kind == "barred")
+INDICATOR_REGISTERS = frozenset(r for r, kind in REGISTERS.items() if kind == "indicator")
+#: SPEC v2 §6 complaint enums.
+COMPLAINT_CHANNELS = frozenset({"slrt", "cekbansos", "lapor", "pendamping", "walk_in"})
+COMPLAINT_CATEGORIES = frozenset(
+    {"not_received", "wrong_amount", "pungli", "inclusion_error", "exclusion_error", "other"}
+)
+COMPLAINT_OUTCOMES = frozenset({"upheld", "partially_upheld", "rejected", "withdrawn", "referred"})
+
 #: Fields that identify a person or family; never stored or shown in clear
 #: outside the key vault (see the privacy design in the README).
-PERSONAL_FIELDS = frozenset({"nik", "kk", "basis"})
+PERSONAL_FIELDS = frozenset({"nik", "kk", "basis", "text"})
 
 ENVELOPE_FIELDS = ("id", "type", "at", "source")
 
@@ -65,6 +91,9 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "funds.returned": ("disbursement", "amount"),
         "asn.registered": ("nik", "agency", "from", "until"),
         "death.recorded": ("nik", "date"),
+        "register.listed": ("register", "nik", "from", "until"),
+        "complaint.filed": ("channel", "category", "region", "kk", "nik", "disbursement", "companion", "text"),
+        "complaint.resolved": ("complaint", "outcome", "text"),
         # jejak's own fact: a person's personal data was destroyed by order.
         "jejak.erasure": ("subject", "order"),
         # jejak's own fact: an inspector looked at a person's or family's data.
@@ -240,6 +269,19 @@ def check_timestamp(obj: dict[str, Any], name: str, ftype: str) -> datetime:
     return parsed
 
 
+def check_region(obj: dict[str, Any], name: str, ftype: str) -> str:
+    region = check_string(obj, name, ftype)
+    if not REGION_RE.fullmatch(region):
+        raise BadFormat(f"field '{name}' must be a 10-digit village code, got {region[:40]!r}", field=name)
+    return region
+
+
+def check_optional_text(obj: dict[str, Any], name: str) -> None:
+    """An optional free-text field: any string (empty too) when present."""
+    if name in obj and not isinstance(obj[name], str):
+        raise WrongType(f"field '{name}' must be a string, got {_json_type(obj[name])}", field=name)
+
+
 def check_object(obj: dict[str, Any], name: str, ftype: str) -> dict[str, Any]:
     value = _require(obj, name, ftype)
     if not isinstance(value, dict):
@@ -308,13 +350,10 @@ def _eligibility_decided(obj: dict[str, Any], t: str) -> None:
     program = check_choice(obj, "program", t, PROGRAMS)
     decision = check_choice(obj, "decision", t, DECISIONS)
     check_month(obj, "from", t)
-    region = check_string(obj, "region", t)
-    if not REGION_RE.fullmatch(region):
-        raise BadFormat(f"field 'region' must be a 10-digit village code, got {region[:40]!r}", field="region")
+    check_region(obj, "region", t)
     if program == "PKH" and decision == "eligible" or "components" in obj:
         check_components(obj, "components", t, check_count)
-    if "basis" in obj and not isinstance(obj["basis"], str):
-        raise WrongType(f"field 'basis' must be a string, got {_json_type(obj['basis'])}", field="basis")
+    check_optional_text(obj, "basis")
 
 
 def _companion_assigned(obj: dict[str, Any], t: str) -> None:
@@ -367,6 +406,34 @@ def _death_recorded(obj: dict[str, Any], t: str) -> None:
     check_date(obj, "date", t)
 
 
+def _register_listed(obj: dict[str, Any], t: str) -> None:
+    check_choice(obj, "register", t, REGISTER_CODES)
+    check_digits16(obj, "nik", t)
+    check_date(obj, "from", t)
+    if "until" in obj:
+        check_date(obj, "until", t)
+
+
+def _complaint_filed(obj: dict[str, Any], t: str) -> None:
+    check_choice(obj, "channel", t, COMPLAINT_CHANNELS)
+    check_choice(obj, "category", t, COMPLAINT_CATEGORIES)
+    check_region(obj, "region", t)
+    for name in ("kk", "nik"):
+        if name in obj:
+            check_digits16(obj, name, t)
+    if "disbursement" in obj:
+        check_fact_id(obj, "disbursement", t)
+    if "companion" in obj:
+        check_string(obj, "companion", t)
+    check_optional_text(obj, "text")
+
+
+def _complaint_resolved(obj: dict[str, Any], t: str) -> None:
+    check_fact_id(obj, "complaint", t)
+    check_choice(obj, "outcome", t, COMPLAINT_OUTCOMES)
+    check_optional_text(obj, "text")
+
+
 FACT_TYPES: dict[str, Callable[[dict[str, Any], str], None]] = {
     "rates.set": _rates_set,
     "eligibility.decided": _eligibility_decided,
@@ -377,6 +444,9 @@ FACT_TYPES: dict[str, Callable[[dict[str, Any], str], None]] = {
     "funds.returned": _funds_returned,
     "asn.registered": _asn_registered,
     "death.recorded": _death_recorded,
+    "register.listed": _register_listed,
+    "complaint.filed": _complaint_filed,
+    "complaint.resolved": _complaint_resolved,
 }
 
 

@@ -6,6 +6,8 @@ Message contract (both directions)::
      "id": <fact id>, "type": <fact type>, "source": <sender: "bank/BRI", "pos/POS", "jejak">,
      "time": <the fact's "at">, "datacontenttype": "application/json",
      "data": <the SPEC fact object>,
+     # inbound: jejak.settlements carries settlements, pickups and returns;
+     # jejak.complaints carries complaint.filed and complaint.resolved
      "jejakindex": <log index>, "jejakchain": <hex chain hash>}   # outbound only
 
 Decoding is strict and raises :class:`FeedMessageError` with a stable ``code``.
@@ -29,6 +31,8 @@ KAFKA_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 
 #: Fact types the inbound topic (``jejak.settlements``) accepts.
 INBOUND_TYPES = frozenset({"disbursement.settled", "pickup.recorded", "funds.returned"})
+#: Fact types the complaints topic (``jejak.complaints``, SPEC v2 §6) accepts.
+COMPLAINT_TYPES = frozenset({"complaint.filed", "complaint.resolved"})
 #: Fact types jejak publishes (``jejak.disbursements.<channel>``).
 OUTBOUND_TYPES = frozenset({"disbursement.ordered"})
 

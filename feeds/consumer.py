@@ -1,4 +1,5 @@
-"""Inbound feed consumer: settlements, pickups and returns from banks and PT Pos.
+"""Inbound feed consumer: settlements, pickups and returns from banks and PT Pos
+(``jejak.settlements``), complaints and their resolutions (``jejak.complaints``).
 
 For each polled batch:
 
@@ -25,7 +26,9 @@ from typing import Any, Callable
 
 import orjson
 
-from .cloudevents import INBOUND_TYPES, FeedMessageError, decode
+from contextlib import AbstractContextManager
+
+from .cloudevents import COMPLAINT_TYPES, INBOUND_TYPES, FeedMessageError, decode
 from .ports import LedgerPort
 
 log = logging.getLogger(__name__)
@@ -449,3 +452,61 @@ class Consumer:
                 producer.close(timeout=5)
             except Exception as exc:  # pragma: no cover - best effort
                 log.warning("closing rejects producer failed: %s", type(exc).__name__)
+
+
+#: The inbound topics: (topic, fact types it accepts, consumer group that records it).
+INBOUND_TOPICS: tuple[tuple[str, frozenset[str], str], ...] = (
+    ("jejak.settlements", INBOUND_TYPES, "jejak-ledger"),
+    ("jejak.complaints", COMPLAINT_TYPES, "jejak-ledger-complaints"),
+)
+
+
+def consume_inbound(
+    open_ledger: Callable[[], AbstractContextManager[LedgerPort]],
+    bootstrap: str,
+    *,
+    once: bool = False,
+    stop_event: threading.Event | None = None,
+    topics: tuple[tuple[str, frozenset[str], str], ...] = INBOUND_TOPICS,
+    **options: Any,
+) -> dict[str, int]:
+    """Record every inbound topic, each with its own types, through one :class:`Consumer`
+    each (same validation, rejects topic and idempotency by fact id).
+
+    ``once``: drain the topics one after the other with one ledger. Otherwise run
+    them side by side, one thread and one ledger (``open_ledger()``) per topic,
+    until ``stop_event`` is set. Returns the summed counts."""
+    stop_event = stop_event or threading.Event()
+    totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
+
+    def consumer(ledger: LedgerPort, topic: str, types: frozenset[str], group: str) -> Consumer:
+        return Consumer(ledger, bootstrap, topic, group, allowed_types=types, **options)
+
+    if once:
+        with open_ledger() as ledger:
+            for topic, types, group in topics:
+                for k, v in consumer(ledger, topic, types, group).run(once=True, stop_event=stop_event).items():
+                    totals[k] += v
+        return totals
+    results: list[dict[str, int]] = []
+    failures: list[BaseException] = []
+
+    def run(topic: str, types: frozenset[str], group: str) -> None:
+        try:
+            with open_ledger() as ledger:
+                results.append(consumer(ledger, topic, types, group).run(stop_event=stop_event))
+        except BaseException as exc:  # raised in the caller's thread below
+            failures.append(exc)
+            stop_event.set()
+
+    threads = [threading.Thread(target=run, args=spec, name=f"jejak-consume-{spec[0]}") for spec in topics]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    for result in results:
+        for k, v in result.items():
+            totals[k] += v
+    return totals

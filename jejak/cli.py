@@ -579,18 +579,20 @@ def _run_feed(kind: str, store: str | None, bootstrap: str, once: bool) -> None:
     import logging
     import threading
 
-    from jejak.feeds.consumer import Consumer, stop_on_signals
+    from jejak.feeds.consumer import consume_inbound, stop_on_signals
     from jejak.feeds.publisher import Publisher
     from jejak.projections.runner import Projector
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     stop = threading.Event()
     stop_on_signals(stop)
-    with open_ledger(store) as ledger:
-        worker = Publisher(ledger, bootstrap) if kind == "publish" else Consumer(ledger, bootstrap)
-        result = worker.run(once=once, stop_event=stop)
-        if kind == "consume":
+    if kind == "consume":
+        result = consume_inbound(lambda: open_ledger(store), bootstrap, once=once, stop_event=stop)
+        with open_ledger(store) as ledger:
             Projector(ledger.store).catch_up()
+    else:
+        with open_ledger(store) as ledger:
+            result = Publisher(ledger, bootstrap).run(once=once, stop_event=stop)
     typer.echo(json.dumps(result))
 
 
@@ -610,7 +612,8 @@ def feed_consume(
     once: bool = typer.Option(False, "--once", help="Drain the topic, then exit"),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """Record settlements, pickups and returns from jejak.settlements; rejects go to jejak.rejects."""
+    """Record settlements, pickups and returns from jejak.settlements, complaints and resolutions from
+    jejak.complaints (CloudEvents, type = fact type); rejects go to jejak.rejects."""
     _run_feed("consume", store, bootstrap, once)
 
 

@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 from jejak.projections.engine import RULES  # noqa: E402 - the SPEC §4 table order, one definition
+from jejak.plant_v2 import V2Plan  # noqa: E402
 
 COMPONENTS = ("ibu_hamil", "anak_usia_dini", "anak_sd", "anak_smp", "anak_sma",
               "disabilitas_berat", "lansia")
@@ -254,6 +255,7 @@ class Generation:
         self.sc: dict[int, str] = {}
         self.death: dict[int, str] = {}
         self.asn: dict[int, tuple[str, str | None]] = {}
+        self.v2: V2Plan | None = None
         if self.plant:
             self._choose_planted()
 
@@ -283,6 +285,7 @@ class Generation:
                     break
             taken.add(i)
             self.sc[i] = name
+        self.v2 = V2Plan(self, taken)
 
     # -------------------------------------------------------------- identity
     def _kec(self, i: int) -> int:
@@ -509,6 +512,8 @@ class Generation:
              "period": period, "amount": amount, "channel": CHANNELS[self.chan[i]]}
         if self.plant and i in self.sc:
             self._person_checks(i, f)
+        if self.v2 is not None:
+            self.v2.order_checks(i, f)
         return f
 
     def _settle(self, rd: _Round, i: int, at: str, order_id: str, status: str, amount: int,
@@ -571,6 +576,12 @@ class Generation:
             for r in back:
                 for f in self._returns(r, month):
                     yield emit(f)
+            if self.v2 is not None:
+                for f in self.v2.month_facts(month, rd):
+                    yield emit(f)
+        if self.v2 is not None:
+            for f in self.v2.final_facts():
+                yield emit(f)
         if self.plant:
             self._final_expectations()
         self.expected = [{"rule": r, "primary": p} for r, p in sorted(self._exp)]
@@ -622,6 +633,8 @@ class Generation:
             if until:
                 f["until"] = until
             yield f
+        if self.v2 is not None:
+            yield from self.v2.listings()
 
     def _registry(self, month: int) -> Iterator[dict]:
         lst = self.events_by_month.get(month)

@@ -21,7 +21,7 @@ from jejak.projections.runner import Projector
 
 TOKEN_RE = re.compile(r"tk1_[a-z2-7]{32}")
 #: Bump when the rule engine's output changes, so cached answers are dropped.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 
 
 class Reports:
@@ -35,7 +35,9 @@ class Reports:
     @property
     def thresholds(self) -> Thresholds:
         s = self.ledger.settings
-        return Thresholds(companion_families=s.companion_families, unclaimed_days=s.unclaimed_days)
+        return Thresholds(companion_families=s.companion_families, unclaimed_days=s.unclaimed_days,
+                          complaint_days=s.complaint_days, indicator_registers=s.indicator_registers,
+                          companion_complaints=s.companion_complaints)
 
     def facts_version(self) -> int:
         """Log index of the last SPEC fact in the read model (-1 if none).
@@ -48,8 +50,8 @@ class Reports:
     def _evaluate(self, as_of: date | None) -> list[dict[str, Any]]:
         """All anomalies (tokens, not revealed).
 
-        The default list (no as-of, the model's companion threshold; any
-        unclaimed_days) comes from the incremental anomaly read model
+        The default list (no as-of, the model's companion, indicator and
+        pungli thresholds; any unclaimed_days and complaint_days) comes from the incremental anomaly read model
         (`jejak.projections.anomalies`), after its dirty scopes are settled.
         Any other query evaluates every rule, which takes seconds over a
         million facts; its answer only changes when a SPEC fact is added, so
@@ -58,13 +60,14 @@ class Reports:
         """
         store = self.ledger.store
         t = self.thresholds
-        if as_of is None and t.companion_families == MODEL_THRESHOLDS.companion_families:
+        if as_of is None and Anomalies.serves(t):
             # The default list: the incrementally kept read model (exact; the
-            # as-of date and unclaimed_days are applied when reading).
+            # as-of date, unclaimed_days and complaint_days are applied when reading).
             self.projector.settle()
-            return Anomalies.query(store, t.unclaimed_days)
+            return Anomalies.query(store, t.unclaimed_days, t.complaint_days)
         last = self.facts_version()
-        key = f"{ENGINE_VERSION}|{last}|{as_of}|{t.companion_families}|{t.unclaimed_days}"
+        key = (f"{ENGINE_VERSION}|{last}|{as_of}|{t.companion_families}|{t.unclaimed_days}|{t.complaint_days}|"
+               f"{t.indicator_registers}|{t.companion_complaints}")
         row = store.query_one("SELECT body FROM p_anomaly_cache WHERE key = ?", (key,))
         if row is not None:
             return orjson.loads(row["body"])

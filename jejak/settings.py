@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # Anomaly thresholds (SPEC §4 defaults).
     companion_families: int = 5
     unclaimed_days: int = 90
+    # SPEC v2 §5/§6 defaults.
+    complaint_days: int = 14
+    indicator_registers: int = 2
+    companion_complaints: int = 3
 
     #: A line longer than this (bytes, newline excluded) is rejected as
     #: `line_too_long` without being held in memory whole.

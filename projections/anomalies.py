@@ -1,4 +1,4 @@
-"""The anomaly read model: SPEC §4 anomalies kept up to date incrementally.
+"""The anomaly read model: SPEC §4 (and v2 §5, §6) anomalies kept up to date incrementally.
 
 The full list of anomalies as of the default date (the latest ``at``) is kept
 as rows, each owned by one *scope*, a part of the log that is re-evaluated as
@@ -10,9 +10,11 @@ over a subset of facts that is closed for the scope's primaries:
     settlements and pickups of those orders (subject = kk). Facts: the
     family's orders, decisions and assignments of the program (every such rule
     looks only at its own kk and program); every fact referencing one of those
-    orders; asn/death facts of the niks of those orders and pickups; all
-    rates. Also the ``unclaimed_funds`` candidates (the as-of date is applied
-    at query time).
+    orders (complaints naming one included: disputed_pickup, primary = the
+    complaint); asn/death/register facts of the niks of those orders and
+    pickups (asn_recipient, barred_recipient, flagged_recipient); all rates.
+    Also the ``unclaimed_funds`` candidates (the as-of date is applied at
+    query time).
 ``r:<ref>``
     settlements, pickups and returns referencing an order id that is not
     (yet) known: ghost_settlement, pickup_without_disbursement,
@@ -22,13 +24,23 @@ over a subset of facts that is closed for the scope's primaries:
     of every family in which nik appears as representative.
 ``c:<companion>``
     companion_concentration. Facts: the companion's pickups and their orders.
+``q:<complaint id>``
+    unknown_complaint of the resolutions naming that id, and the
+    ``complaint_overdue`` candidate of the complaint if it is open (the as-of
+    date is applied at query time, as for unclaimed_funds). Facts: the
+    ``complaint.filed`` of that id and every resolution naming it.
+``m:<companion>``
+    companion_complaints. Facts: the pungli complaints naming the companion
+    and every resolution naming one of them.
 
 ``apply`` (in the projector's transaction, with the position) records what
 a batch touches as *dirty marks* (``p_anom_dirty``) and keeps small side
 indexes the scopes need and ``p_facts`` lacks: companion pickups
-(``p_anom_comp``), representatives of decisions (``p_anom_reps``), asn/death
-facts (``p_anom_people``), rates (``p_anom_rates``) and the latest instant of
-the log (``p_anom_meta``: the default as-of). Some marks are indirect ("facts
+(``p_anom_comp``), representatives of decisions (``p_anom_reps``),
+asn/death/register facts (``p_anom_people``), complaints and resolutions by
+complaint id, with the companion a pungli complaint names
+(``p_anom_compl``), rates (``p_anom_rates``) and the latest instant of the
+log (``p_anom_meta``: the default as-of). Some marks are indirect ("facts
 about order X", "a person's asn/death", "decisions of family K", "new rates",
 "everything" for a replay from index 0) and are expanded to scopes with
 indexed joins when settled.
@@ -56,26 +68,35 @@ from jejak.projections.engine import (
     Thresholds,
     evaluate_scope,
     instant_key,
+    overdue_anomaly,
     unclaimed_anomaly,
 )
 from jejak.projections.base import LogRecord, ReadModel, SettleProgress, run_in, select_in
 from jejak.store.datastore import Store
 
 _RANK = {r: i for i, r in enumerate(RULES)}
-#: The read model is built with these thresholds; companion_families is baked
-#: into its rows, unclaimed_days is applied at query time.
+#: The read model is built with these thresholds; companion_families,
+#: indicator_registers and companion_complaints are baked into its rows,
+#: unclaimed_days and complaint_days are applied at query time.
 MODEL_THRESHOLDS = Thresholds()
 
 ORDER = "disbursement.ordered"
 DECISION = "eligibility.decided"
 PICKUP = "pickup.recorded"
+COMPLAINT = "complaint.filed"
+RESOLUTION = "complaint.resolved"
 _REF_TYPES = ("disbursement.settled", "pickup.recorded", "funds.returned")
-_PERSON_TYPES = ("asn.registered", "death.recorded")
+#: facts a family scope takes in through the order they reference
+_FAMILY_REF_TYPES = (*_REF_TYPES, COMPLAINT)
+_PERSON_TYPES = ("asn.registered", "death.recorded", "register.listed")
 _KK_TYPES = (ORDER, DECISION, "companion.assigned")
 
 #: Scopes evaluated per chunk (bounds memory and transaction size).
-CHUNK = {"k": 1000, "r": 2000, "n": 2000, "c": 500}
-_FAMILY_RULES = frozenset(RULES) - {"nik_in_multiple_families", "companion_concentration"}
+CHUNK = {"k": 1000, "r": 2000, "n": 2000, "c": 500, "q": 2000, "m": 500}
+_FAMILY_RULES = frozenset(RULES) - {"nik_in_multiple_families", "companion_concentration", "complaint_overdue",
+                                    "companion_complaints", "unknown_complaint"}
+#: Scope kinds with candidates whose firing depends on the as-of date, and their table.
+_CANDIDATE_TABLES = {"k": "p_anom_unclaimed", "q": "p_anom_overdue"}
 _ORPHAN_RULES = frozenset({"ghost_settlement", "pickup_without_disbursement", "deceased_recipient"})
 
 
@@ -93,8 +114,8 @@ def _facts(rows: Iterable[Any]) -> list[dict]:
 
 class Anomalies(ReadModel):
     name = "anomalies"
-    tables = ("p_anom_rows", "p_anom_unclaimed", "p_anom_dirty", "p_anom_comp", "p_anom_reps", "p_anom_people",
-              "p_anom_rates", "p_anom_meta")
+    tables = ("p_anom_rows", "p_anom_unclaimed", "p_anom_overdue", "p_anom_dirty", "p_anom_comp", "p_anom_reps",
+              "p_anom_people", "p_anom_compl", "p_anom_rates", "p_anom_meta")
 
     def create_statements(self, store: Store) -> list[str]:
         blob = store.recorder.BLOB
@@ -107,6 +128,13 @@ class Anomalies(ReadModel):
             f"first_day TEXT NOT NULL, body {blob} NOT NULL)",
             "CREATE INDEX IF NOT EXISTS p_anom_unclaimed_scope ON p_anom_unclaimed (scope)",
             "CREATE INDEX IF NOT EXISTS p_anom_unclaimed_day ON p_anom_unclaimed (first_day)",
+            f"CREATE TABLE IF NOT EXISTS p_anom_overdue (scope TEXT NOT NULL, complaint_id TEXT NOT NULL, "
+            f"filed_day TEXT NOT NULL, body {blob} NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS p_anom_overdue_scope ON p_anom_overdue (scope)",
+            "CREATE INDEX IF NOT EXISTS p_anom_overdue_day ON p_anom_overdue (filed_day)",
+            f"CREATE TABLE IF NOT EXISTS p_anom_compl (complaint TEXT NOT NULL, companion TEXT, idx {big} NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS p_anom_compl_complaint ON p_anom_compl (complaint)",
+            "CREATE INDEX IF NOT EXISTS p_anom_compl_companion ON p_anom_compl (companion)",
             "CREATE TABLE IF NOT EXISTS p_anom_dirty (kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key))",
             f"CREATE TABLE IF NOT EXISTS p_anom_comp (companion TEXT NOT NULL, ref TEXT NOT NULL, idx {big} NOT NULL)",
             "CREATE INDEX IF NOT EXISTS p_anom_comp_companion ON p_anom_comp (companion)",
@@ -136,6 +164,7 @@ class Anomalies(ReadModel):
         comp_rows = []
         rep_rows = []
         people_rows = []
+        compl_rows = []
         rate_rows = []
         ats = []
         ats_append = ats.append
@@ -167,6 +196,16 @@ class Anomalies(ReadModel):
             elif t == "rates.set":
                 add(("a", ""))
                 rate_rows.append((r.index, _body(r)))
+            elif t == COMPLAINT:
+                add(("q", f["id"]))
+                if isinstance(f.get("disbursement"), str):
+                    add(("f", f["disbursement"]))
+                named = f.get("companion")
+                pungli = f["category"] == "pungli" and isinstance(named, str)
+                compl_rows.append((f["id"], named if pungli else None, r.index))
+            elif t == RESOLUTION:
+                add(("q", f["complaint"]))
+                compl_rows.append((f["complaint"], None, r.index))
         if marks and not everything:
             cursor.executemany(
                 store.sql("INSERT INTO p_anom_dirty (kind, key) VALUES (?, ?) ON CONFLICT (kind, key) DO NOTHING"),
@@ -179,6 +218,8 @@ class Anomalies(ReadModel):
             bulk(cursor, "p_anom_reps", ("nik", "kk", "idx"), rep_rows)
         if people_rows:
             bulk(cursor, "p_anom_people", ("nik", "idx", "body"), people_rows)
+        if compl_rows:
+            bulk(cursor, "p_anom_compl", ("complaint", "companion", "idx"), compl_rows)
         if rate_rows:
             bulk(cursor, "p_anom_rates", ("idx", "body"), rate_rows)
         if ats:
@@ -218,7 +259,7 @@ class Anomalies(ReadModel):
             total = cursor.fetchone()["n"]
         rates: list[dict] | None = None
         done = 0
-        for kind in ("k", "r", "n", "c"):
+        for kind in ("k", "r", "n", "c", "q", "m"):
             while True:
                 with store.transaction(commit=True) as cursor:
                     self._lock(store, cursor)
@@ -231,18 +272,18 @@ class Anomalies(ReadModel):
                     if kind == "k" and rates is None:
                         store.execute(cursor, "SELECT idx, body FROM p_anom_rates ORDER BY idx")
                         rates = _facts(cursor.fetchall())
-                    rows, unclaimed = getattr(self, f"_eval_{kind}")(store, cursor, keys, rates)
+                    rows, candidates = getattr(self, f"_eval_{kind}")(store, cursor, keys, rates)
                     scopes = [f"{kind}:{k}" for k in keys]
-                    for table in ("p_anom_rows", "p_anom_unclaimed"):
-                        if kind != "k" and table == "p_anom_unclaimed":
-                            continue
-                        _delete_in(store, cursor, f"DELETE FROM {table} WHERE 1 = 1", "scope", scopes)
+                    side = _CANDIDATE_TABLES.get(kind)
+                    for table in ("p_anom_rows", side):
+                        if table is not None:
+                            _delete_in(store, cursor, f"DELETE FROM {table} WHERE 1 = 1", "scope", scopes)
                     if rows:
                         store.recorder.bulk_insert(cursor, "p_anom_rows", ("scope", "rnk", "prim", "body"), rows)
-                    if unclaimed:
-                        store.recorder.bulk_insert(
-                            cursor, "p_anom_unclaimed", ("scope", "order_id", "first_day", "body"), unclaimed
-                        )
+                    if candidates:
+                        columns = ("scope", "order_id", "first_day", "body") if kind == "k" else \
+                            ("scope", "complaint_id", "filed_day", "body")
+                        store.recorder.bulk_insert(cursor, side, columns, candidates)
                     # the keys just read are the kind's lowest ones, and none
                     # can be added meanwhile (the lock): one index range
                     store.execute(cursor, "DELETE FROM p_anom_dirty WHERE kind = ? AND key <= ?", (kind, keys[-1]))
@@ -259,13 +300,15 @@ class Anomalies(ReadModel):
         ex = lambda sql, params=(): store.execute(cursor, ins + sql + tail, params)  # noqa: E731
         store.execute(cursor, "SELECT 1 AS x FROM p_anom_dirty WHERE kind = '*' AND key = ''")
         if cursor.fetchone() is not None:  # everything: every scope that can hold rows
-            for table in ("p_anom_rows", "p_anom_unclaimed", "p_anom_dirty"):
+            for table in ("p_anom_rows", "p_anom_unclaimed", "p_anom_overdue", "p_anom_dirty"):
                 store.execute(cursor, f"DELETE FROM {table}")
             ex("SELECT DISTINCT 'k', kk || '|' || program FROM p_facts WHERE kk IS NOT NULL AND program IS NOT NULL")
             ex("SELECT DISTINCT 'r', f.ref FROM p_facts f WHERE f.ref IS NOT NULL AND NOT EXISTS "
                "(SELECT 1 FROM p_facts o WHERE o.fact_id = f.ref AND o.type = ?)", (ORDER,))
             ex("SELECT DISTINCT 'n', nik FROM p_anom_reps WHERE 1 = 1")
             ex("SELECT DISTINCT 'c', companion FROM p_anom_comp WHERE 1 = 1")
+            ex("SELECT DISTINCT 'q', complaint FROM p_anom_compl WHERE 1 = 1")
+            ex("SELECT DISTINCT 'm', companion FROM p_anom_compl WHERE companion IS NOT NULL")
             return
         store.execute(cursor, "SELECT 1 AS x FROM p_anom_dirty WHERE kind = 'a' LIMIT 1")
         if cursor.fetchone() is not None:  # new rates: every family with an order
@@ -285,6 +328,9 @@ class Anomalies(ReadModel):
            "WHERE d.kind = 'f' AND f.type = ? AND f.kk IS NOT NULL AND f.program IS NOT NULL", (ORDER,))
         ex("SELECT 'r', d.key FROM p_anom_dirty d WHERE d.kind = 'f' AND NOT EXISTS "
            "(SELECT 1 FROM p_facts f WHERE f.fact_id = d.key AND f.type = ?)", (ORDER,))
+        # a complaint or a resolution naming it: the companion the complaint names for pungli
+        ex("SELECT DISTINCT 'm', c.companion FROM p_anom_dirty d JOIN p_anom_compl c ON c.complaint = d.key "
+           "WHERE d.kind = 'q' AND c.companion IS NOT NULL")
         # decisions of family K: every representative nik of K
         ex("SELECT DISTINCT 'n', r.nik FROM p_anom_dirty d JOIN p_anom_reps r ON r.kk = d.key WHERE d.kind = 'd'")
         store.execute(cursor, "DELETE FROM p_anom_dirty WHERE kind IN ('a', 'p', 'o', 'f', 'd')")
@@ -303,14 +349,14 @@ class Anomalies(ReadModel):
         refs = [f for f in _facts(select_in(
             store, cursor, "SELECT f.idx, f.body FROM p_facts o JOIN p_facts f ON f.ref = o.fact_id WHERE o.type = ?",
             "o.kk", kks, (ORDER,)))
-            if f["type"] in _REF_TYPES and f["disbursement"] in scope_of]
+            if f["type"] in _FAMILY_REF_TYPES and f["disbursement"] in scope_of]
         for f in refs:
             scope_of[f["id"]] = scope_of[f["disbursement"]]
         niks = {f["nik"] for f in own if f["type"] == ORDER}
         niks.update(f["nik"] for f in refs if f["type"] == PICKUP)
         people = _facts(select_in(store, cursor, "SELECT idx, body FROM p_anom_people WHERE 1 = 1", "nik",
                                   sorted(n for n in niks if n is not None)))
-        found, cands = evaluate_scope(own + refs + people + (rates or []), MODEL_THRESHOLDS)
+        found, cands, _ = evaluate_scope(own + refs + people + (rates or []), MODEL_THRESHOLDS)
         rows = []
         for a in found:
             if a.rule in _FAMILY_RULES:
@@ -334,7 +380,7 @@ class Anomalies(ReadModel):
         ref_of = {f["id"]: f["disbursement"] for f in facts}
         niks = sorted({f["nik"] for f in facts if f["type"] == PICKUP and f.get("nik") is not None})
         deaths = _facts(select_in(store, cursor, "SELECT idx, body FROM p_anom_people WHERE 1 = 1", "nik", niks))
-        found, _ = evaluate_scope(facts + deaths, MODEL_THRESHOLDS)
+        found, _, _ = evaluate_scope(facts + deaths, MODEL_THRESHOLDS)
         rows = []
         for a in found:
             if a.rule not in _ORPHAN_RULES:
@@ -346,7 +392,7 @@ class Anomalies(ReadModel):
         kks = sorted({r["kk"] for r in select_in(store, cursor, "SELECT kk FROM p_anom_reps WHERE 1 = 1", "nik", niks)})
         idxs = sorted({r["idx"] for r in select_in(store, cursor, "SELECT idx FROM p_anom_reps WHERE 1 = 1", "kk", kks)})
         facts = _facts(select_in(store, cursor, "SELECT idx, body FROM p_facts WHERE 1 = 1", "idx", idxs))
-        found, _ = evaluate_scope(facts, MODEL_THRESHOLDS)
+        found, _, _ = evaluate_scope(facts, MODEL_THRESHOLDS)
         wanted = set(niks)
         rows = [
             (f"n:{a.subject}", _RANK[a.rule], a.primary, orjson.dumps(a.to_dict()))
@@ -362,7 +408,7 @@ class Anomalies(ReadModel):
         refs = sorted({f["disbursement"] for f in pickups})
         orders = _facts(select_in(store, cursor, "SELECT idx, body FROM p_facts WHERE type = ?", "fact_id", refs,
                                   (ORDER,)))
-        found, _ = evaluate_scope(pickups + orders, MODEL_THRESHOLDS)
+        found, _, _ = evaluate_scope(pickups + orders, MODEL_THRESHOLDS)
         wanted = {f"companion:{c}": c for c in comps}
         rows = [
             (f"c:{wanted[a.subject]}", _RANK[a.rule], a.primary, orjson.dumps(a.to_dict()))
@@ -371,9 +417,47 @@ class Anomalies(ReadModel):
         ]
         return rows, []
 
+    def _eval_q(self, store: Store, cursor: Any, complaint_ids: list[str], _rates):
+        facts = self._complaint_facts(store, cursor, complaint_ids)
+        found, _, overdue = evaluate_scope(facts, MODEL_THRESHOLDS)
+        named = {f["id"]: f["complaint"] for f in facts if f["type"] == RESOLUTION}
+        rows = [(f"q:{named[a.primary]}", _RANK[a.rule], a.primary, orjson.dumps(a.to_dict()))
+                for a in found if a.rule == "unknown_complaint"]
+        candidates = [(f"q:{cid}", cid, day, orjson.dumps([cid, subject, day, list(ids)]))
+                      for cid, subject, day, ids in overdue]
+        return rows, candidates
+
+    def _eval_m(self, store: Store, cursor: Any, comps: list[str], _rates):
+        cids = sorted({r["complaint"] for r in select_in(
+            store, cursor, "SELECT complaint FROM p_anom_compl WHERE 1 = 1", "companion", comps)})
+        found, _, _ = evaluate_scope(self._complaint_facts(store, cursor, cids), MODEL_THRESHOLDS)
+        wanted = {f"companion:{c}": c for c in comps}
+        rows = [
+            (f"m:{wanted[a.primary]}", _RANK[a.rule], a.primary, orjson.dumps(a.to_dict()))
+            for a in found
+            if a.rule == "companion_complaints" and a.primary in wanted
+        ]
+        return rows, []
+
+    @staticmethod
+    def _complaint_facts(store: Store, cursor: Any, complaint_ids: list[str]) -> list[dict]:
+        """The complaints of these ids and every resolution naming one of them."""
+        idxs = sorted({r["idx"] for r in select_in(
+            store, cursor, "SELECT idx FROM p_anom_compl WHERE 1 = 1", "complaint", complaint_ids)})
+        facts = _facts(select_in(store, cursor, "SELECT idx, body FROM p_facts WHERE 1 = 1", "idx", idxs))
+        return [f for f in facts if f["type"] in (COMPLAINT, RESOLUTION)]
+
     # ------------------------------------------------------------------ query
     @staticmethod
-    def query(store: Store, unclaimed_days: int) -> list[dict[str, Any]]:
+    def serves(thresholds: Thresholds) -> bool:
+        """Can :meth:`query` answer for these thresholds (those baked into its rows are the model's)?"""
+        m = MODEL_THRESHOLDS
+        return (thresholds.companion_families, thresholds.indicator_registers, thresholds.companion_complaints) == (
+            m.companion_families, m.indicator_registers, m.companion_complaints)
+
+    @staticmethod
+    def query(store: Store, unclaimed_days: int, complaint_days: int = MODEL_THRESHOLDS.complaint_days
+              ) -> list[dict[str, Any]]:
         """The full anomaly list as of the latest ``at`` (tokens, not revealed),
         in the engine's order. Call after a catch-up and :meth:`settle`."""
         with store.transaction(commit=False) as cursor:
@@ -384,20 +468,33 @@ class Anomalies(ReadModel):
             keyed = [(r["rnk"], r["prim"], r["body"]) for r in rows]
             if meta is not None:
                 as_of = dt.date.fromisoformat(meta["day"])
-                try:
-                    cutoff = (as_of - dt.timedelta(days=unclaimed_days)).isoformat()
-                except OverflowError:
-                    cutoff = "9999-99-99" if unclaimed_days < 0 else "0000-00-00"
-                # days > limit  <=>  first_day < as_of - limit (ISO dates sort as text)
-                store.execute(cursor, "SELECT body FROM p_anom_unclaimed WHERE first_day < ?", (cutoff,))
+                # days > limit  <=>  day < as_of - limit (ISO dates sort as text)
+                store.execute(cursor, "SELECT body FROM p_anom_unclaimed WHERE first_day < ?",
+                              (_cutoff(as_of, unclaimed_days),))
                 rank = _RANK["unclaimed_funds"]
                 for r in cursor.fetchall():
                     oid, kk, c, pu, rt, first_day, ids = orjson.loads(r["body"])
                     a = unclaimed_anomaly(oid, kk, int(c), int(pu), int(rt), first_day, ids, as_of, unclaimed_days)
                     if a is not None:
                         keyed.append((rank, a.primary, a.to_dict()))
+                store.execute(cursor, "SELECT body FROM p_anom_overdue WHERE filed_day < ?",
+                              (_cutoff(as_of, complaint_days),))
+                rank = _RANK["complaint_overdue"]
+                for r in cursor.fetchall():
+                    cid, subject, day, ids = orjson.loads(r["body"])
+                    a = overdue_anomaly(cid, subject, day, ids, as_of, complaint_days)
+                    if a is not None:
+                        keyed.append((rank, a.primary, a.to_dict()))
         keyed.sort(key=lambda k: (k[0], k[1]))
         return [b if isinstance(b, dict) else orjson.loads(b) for _, _, b in keyed]
+
+
+def _cutoff(as_of: dt.date, days: int) -> str:
+    """as_of - days as an ISO date, or a bound every date is below / above."""
+    try:
+        return (as_of - dt.timedelta(days=days)).isoformat()
+    except OverflowError:
+        return "9999-99-99" if days < 0 else "0000-00-00"
 
 
 def _body(r: LogRecord) -> bytes:

@@ -1,4 +1,5 @@
-"""Pure, deterministic evaluator of SPEC §3 balances and §4 anomalies.
+"""Pure, deterministic evaluator of SPEC §3 balances and §4 anomalies (with
+the v2 rules of §5 registers and §6 complaints).
 
 Input facts are plain dicts carrying the SPEC §1 fields (already validated)
 plus an int ``"seq"``: the fact's position in the ledger (0-based, order of
@@ -23,6 +24,7 @@ from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from jejak.domain.facts import BARRED_REGISTERS, INDICATOR_REGISTERS
 from jejak.domain.nik import nik_is_possible
 from jejak.domain.periods import Period, parse_month, parse_period
 
@@ -36,6 +38,7 @@ __all__ = [
     "default_as_of",
     "evaluate_scope",
     "instant_key",
+    "overdue_anomaly",
     "unclaimed_anomaly",
 ]
 
@@ -54,6 +57,14 @@ RULES: tuple[str, ...] = (
     "unassigned_companion_pickup",
     "companion_concentration",
     "unclaimed_funds",
+    # SPEC v2 §5 (asn_recipient above is fed by register.listed of `asn` too)
+    "barred_recipient",
+    "flagged_recipient",
+    # SPEC v2 §6
+    "complaint_overdue",
+    "disputed_pickup",
+    "companion_complaints",
+    "unknown_complaint",
 )
 _RULE_RANK = {r: i for i, r in enumerate(RULES)}
 
@@ -68,6 +79,12 @@ _INF = float("inf")
 class Thresholds:
     companion_families: int = 5
     unclaimed_days: int = 90
+    #: SPEC v2 §6: a complaint open more than this many days is overdue.
+    complaint_days: int = 14
+    #: SPEC v2 §5: distinct indicator registers that flag a recipient.
+    indicator_registers: int = 2
+    #: SPEC v2 §6: pungli complaints (not rejected or withdrawn) naming one companion.
+    companion_complaints: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +415,8 @@ def _no_gc():
 
 
 def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
-              thresholds: Thresholds, candidates: list | None = None) -> list[Anomaly]:
+              thresholds: Thresholds, candidates: list | None = None,
+              overdue_out: list | None = None) -> list[Anomaly]:
     facts = facts if isinstance(facts, list) else list(facts)
     if not facts:
         return []
@@ -437,9 +455,7 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
         if cur is None or d["date"] < cur["date"]:
             deaths[d["nik"]] = d
 
-    asn: dict[str, list[dict]] = {}
-    for a in by_type.get("asn.registered", ()):
-        asn.setdefault(a["nik"], []).append(a)
+    listings = _listings(by_type)
 
     # Unique orders in ledger order, with their month keys.
     uniq_orders: list[tuple[dict, tuple[int, ...]]] = []
@@ -518,20 +534,10 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
                             f"amount {amount} > entitlement {_fmt_quarter(total4)}",
                         ))
 
-        # asn_recipient
-        regs = asn.get(nik)
+        # asn_recipient, barred_recipient, flagged_recipient
+        regs = listings.get(nik)
         if regs:
-            hits = [a for a in regs
-                    if a["from"] <= date_s and (a.get("until") is None or date_s < a["until"])]
-            if hits:
-                a0 = hits[0]
-                until = a0.get("until")
-                add(Anomaly(
-                    "asn_recipient", oid, kk, _uniq((oid, *(a["id"] for a in hits))),
-                    f"recipient registered as civil servant from {a0['from']}"
-                    + (f" until {until}" if until else "")
-                    + f" when ordered on {date_s}",
-                ))
+            _register_rules(add, o, kk, date_s, regs, thresholds.indicator_registers)
 
         # deceased_recipient (order)
         d = deaths.get(nik)
@@ -709,6 +715,16 @@ def _evaluate(facts: Iterable[dict], as_of: _dt.date | None,
             if a is not None:
                 add(a)
 
+    # ---- complaints (SPEC v2 §6) -----------------------------------------
+    overdue = _complaint_rules(add, log, thresholds)
+    if candidates is not None:
+        overdue_out.extend(overdue)
+    elif D is not None:
+        for cand in overdue:
+            a = overdue_anomaly(*cand, D, thresholds.complaint_days)
+            if a is not None:
+                add(a)
+
     # One anomaly per (rule, primary); deterministic order.
     seen: set[tuple[str, str]] = set()
     result = []
@@ -769,19 +785,137 @@ def unclaimed_anomaly(oid: str, kk: str, c: int, pu: int, rt: int, first_day: st
 
 
 def evaluate_scope(facts: Iterable[dict], thresholds: Thresholds = Thresholds()
-                   ) -> tuple[list[Anomaly], list[UnclaimedCandidate]]:
-    """Every rule but ``unclaimed_funds`` over ``facts``, plus the unclaimed
-    candidates (no as-of date is involved in either).
+                   ) -> tuple[list[Anomaly], list[UnclaimedCandidate], list[OverdueCandidate]]:
+    """Every rule but ``unclaimed_funds`` and ``complaint_overdue`` over
+    ``facts``, plus the candidates of those two (no as-of date is involved).
 
     Given a subset of the log that is *closed* for some primaries (it holds
     every fact their rules look at), the anomalies of those primaries equal the
-    ones of :func:`evaluate_anomalies` over the whole log; unclaimed_funds of
-    any as-of follows from the candidates (:func:`unclaimed_anomaly`).
+    ones of :func:`evaluate_anomalies` over the whole log; unclaimed_funds and
+    complaint_overdue of any as-of follow from the candidates
+    (:func:`unclaimed_anomaly`, :func:`overdue_anomaly`).
     """
     candidates: list = []
+    overdue: list = []
     with _no_gc():
-        found = _evaluate(facts, None, thresholds, candidates)
-    return found, candidates
+        found = _evaluate(facts, None, thresholds, candidates, overdue)
+    return found, candidates, overdue
+
+
+def _listings(by_type: dict[str, list[dict]]) -> dict[str, list[tuple[str, dict]]]:
+    """nik -> its register listings (register code, fact) in ledger order; an
+    ``asn.registered`` is a listing in ``asn`` (SPEC v2 §5)."""
+    facts = [("asn", a) for a in by_type.get("asn.registered", ())]
+    facts += [(r["register"], r) for r in by_type.get("register.listed", ())]
+    if not facts:
+        return {}
+    facts.sort(key=lambda x: x[1]["seq"])
+    out: dict[str, list[tuple[str, dict]]] = {}
+    for reg, f in facts:
+        out.setdefault(f["nik"], []).append((reg, f))
+    return out
+
+
+def _register_rules(add, o: dict, kk: str, date_s: str, regs: list[tuple[str, dict]],
+                    need_indicators: int) -> None:
+    """asn_recipient, barred_recipient and flagged_recipient of one order: the
+    listings of its nik in force at date(order.at), from <= D < until (an
+    ``until`` <= ``from`` is never in force)."""
+    hits = [(reg, f) for reg, f in regs
+            if f["from"] <= date_s and (f.get("until") is None or date_s < f["until"])]
+    if not hits:
+        return
+    oid = o["id"]
+    asn = [f for reg, f in hits if reg == "asn"]
+    if asn:
+        a0 = asn[0]
+        until = a0.get("until")
+        add(Anomaly(
+            "asn_recipient", oid, kk, _uniq((oid, *(a["id"] for a in asn))),
+            f"recipient registered as civil servant from {a0['from']}"
+            + (f" until {until}" if until else "")
+            + f" when ordered on {date_s}",
+        ))
+    for rule, kinds, need in (("barred_recipient", BARRED_REGISTERS - {"asn"}, 1),
+                              ("flagged_recipient", INDICATOR_REGISTERS, need_indicators)):
+        mine = [(reg, f) for reg, f in hits if reg in kinds]
+        codes = sorted({reg for reg, _ in mine})
+        if codes and len(codes) >= need:
+            add(Anomaly(rule, oid, kk, _uniq((oid, *(f["id"] for _, f in mine))), ",".join(codes)))
+
+
+#: One complaint_overdue candidate (an open complaint): (complaint id, subject,
+#: date of the complaint 'YYYY-MM-DD', fact ids).
+OverdueCandidate = tuple
+
+#: Outcomes after which a pungli complaint no longer counts against the companion.
+_DISMISSED = frozenset({"rejected", "withdrawn"})
+
+
+def _complaint_rules(add, log: "_Log", thresholds: Thresholds) -> list[OverdueCandidate]:
+    """disputed_pickup, companion_complaints and unknown_complaint (SPEC v2 §6);
+    returns the complaint_overdue candidates (open complaints), whose firing
+    depends only on the as-of date (:func:`overdue_anomaly`)."""
+    by_type = log.by_type
+    complaints: dict[str, dict] = {}
+    for c in by_type.get("complaint.filed", ()):
+        complaints.setdefault(c["id"], c)
+    resolutions = by_type.get("complaint.resolved", ())
+    if not complaints and not resolutions:
+        return []
+    latest: dict[str, dict] = {}  # complaint id -> its latest resolution in ledger order
+    for r in resolutions:
+        ref = r["complaint"]
+        if ref in complaints:
+            latest[ref] = r
+        else:
+            rid = r["id"]
+            add(Anomaly("unknown_complaint", rid, f"complaint:{ref}", (rid,),
+                        f"{r.get('outcome')} resolution references no filed complaint"))
+
+    orders = log.orders
+    disputed = {c["disbursement"] for c in complaints.values()
+                if c.get("category") == "not_received" and c.get("disbursement") in orders}
+    pickups = log.collect("pickup.recorded", disputed)
+    pungli: dict[str, list[dict]] = {}
+    overdue: list[OverdueCandidate] = []
+    for cid, c in complaints.items():
+        cday = c["at"][:10]
+        category = c.get("category")
+        if category == "not_received":
+            ref = c.get("disbursement")
+            before = [p for p in pickups.get(ref, ()) if p["at"][:10] <= cday]
+            if before:
+                first = min(p["at"][:10] for p in before)
+                add(Anomaly(
+                    "disputed_pickup", cid, orders[ref]["kk"], _uniq((cid, ref, *(p["id"] for p in before))),
+                    f"complaint of {cday} says not received; {len(before)} pickup(s) of the order "
+                    f"recorded on or before it (first {first})",
+                ))
+        r = latest.get(cid)
+        if category == "pungli" and isinstance(c.get("companion"), str) and (
+                r is None or r.get("outcome") not in _DISMISSED):
+            pungli.setdefault(c["companion"], []).append(c)
+        if r is None:
+            subject = c.get("kk") if isinstance(c.get("kk"), str) else f"region:{c.get('region')}"
+            overdue.append((cid, subject, cday, (cid,)))
+    need = thresholds.companion_complaints
+    for comp, lst in pungli.items():
+        if len(lst) >= need:
+            add(Anomaly("companion_complaints", f"companion:{comp}", f"companion:{comp}",
+                        tuple(c["id"] for c in lst),
+                        f"{len(lst)} pungli complaints name the companion (threshold {need})"))
+    return overdue
+
+
+def overdue_anomaly(cid: str, subject: str, filed_day: str, fact_ids: Iterable[str],
+                    as_of: _dt.date, limit_days: int) -> Anomaly | None:
+    """The complaint_overdue anomaly of one open complaint as of ``as_of``, if any."""
+    days = (as_of - _dt.date.fromisoformat(filed_day)).days
+    if days <= limit_days:
+        return None
+    return Anomaly("complaint_overdue", cid, subject, tuple(fact_ids),
+                   f"complaint open for {days} days (> {limit_days})")
 
 
 def _uniq(ids: Iterable[str]) -> tuple[str, ...]:

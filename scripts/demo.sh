@@ -23,6 +23,11 @@ for rule, n in sorted(collections.Counter(a["rule"] for a in got).items()):
 same = {(a["rule"], a["primary"]) for a in got} == {(a["rule"], a["primary"]) for a in want}
 print(f"  planted anomalies all found and nothing else: {same}")
 PY
+echo "== SPEC v2: one anomaly of each register and complaint rule (as of the latest fact, then as of 1 July)"
+for rule in barred_recipient flagged_recipient complaint_overdue disputed_pickup companion_complaints unknown_complaint; do
+  jejak anomalies --rule "$rule" | head -1
+done
+echo "  complaint_overdue as of 2024-07-01: $(jejak anomalies --as-of 2024-07-01 --rule complaint_overdue | wc -l) open complaints"
 echo "== one family's balances"
 jejak balances | head -2
 echo "== signed checkpoint, verifier key, inclusion proof of entry 0"

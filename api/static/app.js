@@ -34,6 +34,10 @@ const I18N = {
     r_settlement_mismatch: "Nominal penyelesaian berbeda", r_pickup_without_disbursement: "Pencairan tanpa penyaluran",
     r_over_withdrawal: "Penarikan berlebih", r_unassigned_companion_pickup: "Dicairkan pendamping lain",
     r_companion_concentration: "Konsentrasi pendamping", r_unclaimed_funds: "Dana mengendap",
+    r_barred_recipient: "Penerima terlarang (TNI/Polri, pendamping, perangkat desa)",
+    r_flagged_recipient: "Penerima tidak miskin (indikator)", r_complaint_overdue: "Pengaduan melewati batas waktu",
+    r_disputed_pickup: "Pencairan disanggah", r_companion_complaints: "Pengaduan pungli terhadap pendamping",
+    r_unknown_complaint: "Penyelesaian tanpa pengaduan",
   },
   en: {
     title: "Jejak — Social Assistance Transparency",
@@ -67,6 +71,10 @@ const I18N = {
     r_settlement_mismatch: "Settlement amount mismatch", r_pickup_without_disbursement: "Pickup without disbursement",
     r_over_withdrawal: "Over-withdrawal", r_unassigned_companion_pickup: "Pickup by unassigned companion",
     r_companion_concentration: "Companion concentration", r_unclaimed_funds: "Unclaimed funds",
+    r_barred_recipient: "Barred recipient (soldier/police, programme staff, village official)",
+    r_flagged_recipient: "Recipient flagged as not poor", r_complaint_overdue: "Complaint overdue",
+    r_disputed_pickup: "Disputed pickup", r_companion_complaints: "Illegal-levy complaints against a companion",
+    r_unknown_complaint: "Resolution of an unknown complaint",
   },
 };
 

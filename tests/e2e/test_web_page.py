@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from jejak.projections.engine import RULES
 from tests.e2e.conftest import REPO, Deployment
 
 CHROMIUM = "/usr/bin/chromium"
@@ -56,7 +57,9 @@ def test_public_page(browser, deployment: Deployment, inspector) -> None:
         assert bars.count() > 0
         heights = page.eval_on_selector_all("#chart rect.bar", "els => els.map(e => e.getBBox().height)")
         assert max(heights) > 10
-        assert page.locator("#anomalies tbody tr").count() == 14
+        assert page.locator("#anomalies tbody tr").count() == len(RULES)  # the planted data fires every rule
+        labels = page.locator("#anomalies tbody td:first-child").all_inner_texts()
+        assert labels and not any(label.startswith("r_") for label in labels), labels  # every rule has its name
         cp = inspector.get("/public/v1/checkpoint").json()
         assert page.locator("#cp-root").inner_text() == cp["root_hex"]
         # chart for one kecamatan: the bars become that kecamatan's published sums

@@ -113,7 +113,7 @@ def test_incremental_equals_full_in_shuffled_batches(ledger: Ledger, planted_lin
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(seed)
     monkeypatch.setattr(runner, "BATCH", 450)
-    monkeypatch.setattr(anomalies_mod, "CHUNK", {"k": 37, "r": 11, "n": 29, "c": 3})
+    monkeypatch.setattr(anomalies_mod, "CHUNK", {"k": 37, "r": 11, "n": 29, "c": 3, "q": 5, "m": 2})
     lines = planted_lines if seed == 1 else _late_first(planted_lines, rng)
     cuts = sorted({0, len(lines), *(rng.randrange(len(lines)) for _ in range(5))})
     for a, b in zip(cuts, cuts[1:]):
@@ -271,7 +271,7 @@ class Boom(Exception):
 
 def test_crash_in_apply_and_in_settle_resumes(ledger: Ledger, planted_lines, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "BATCH", 500)
-    monkeypatch.setattr(anomalies_mod, "CHUNK", {"k": 20, "r": 5, "n": 20, "c": 2})
+    monkeypatch.setattr(anomalies_mod, "CHUNK", {"k": 20, "r": 5, "n": 20, "c": 2, "q": 3, "m": 2})
     ingest(ledger, planted_lines)
     store = ledger.store
     # 1. dies in the third batch's apply

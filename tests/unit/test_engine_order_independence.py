@@ -15,6 +15,7 @@ PERIODS = ["2024-T1", "2024-T2", "2024-01", "2024-02/2024-04", "2024-03", "2025-
            "2024-12/2025-01"]
 MONTHS = ["2023-12", "2024-01", "2024-02", "2024-03", "2024-05", "2025-01"]
 OFFSETS = ["+07:00", "+08:00", "+09:00", "Z", "-05:00"]
+REGISTERS = ["asn", "tni_polri", "perangkat_desa", "guru_sertifikasi", "pemilik_mobil", "listrik_nonsubsidi"]
 
 
 def _at(draw):
@@ -75,6 +76,20 @@ def family(draw, idx):
                     amount=amount, by=by, **extra)
             else:
                 add("funds.returned", disbursement=ref, amount=amount)
+    complaints = [f"F{idx}-none"]
+    for _ in range(draw(st.integers(0, 3))):
+        f = {"channel": "lapor", "category": draw(st.sampled_from(["not_received", "not_received", "pungli", "other"])),
+             "region": "1275010001"}
+        if draw(st.booleans()):
+            f["disbursement"] = draw(st.sampled_from(orders))
+        if draw(st.booleans()):
+            f["companion"] = draw(st.sampled_from(COMPANIONS))
+        if draw(st.booleans()):
+            f["kk"] = kk
+        complaints.append(add("complaint.filed", **f))
+    for _ in range(draw(st.integers(0, 2))):
+        add("complaint.resolved", complaint=draw(st.sampled_from(complaints + orders[-1:])),
+            outcome=draw(st.sampled_from(["upheld", "rejected", "withdrawn", "referred"])))
     return facts
 
 
@@ -100,6 +115,12 @@ def global_facts(draw):
         if draw(st.booleans()):
             f["until"] = draw(st.sampled_from(["2024-03-01", "2024-09-01"]))
         add("asn.registered", **f)
+    for _ in range(draw(st.integers(0, 4))):
+        f = {"register": draw(st.sampled_from(REGISTERS)), "nik": draw(st.sampled_from(NIKS)),
+             "from": draw(st.sampled_from(["2023-06-01", "2024-02-10", "2024-06-01"]))}
+        if draw(st.booleans()):
+            f["until"] = draw(st.sampled_from(["2024-02-10", "2024-03-01", "2024-09-01"]))
+        add("register.listed", **f)
     for _ in range(draw(st.integers(0, 2))):
         add("death.recorded", nik=draw(st.sampled_from(NIKS)),
             date=draw(st.sampled_from(["2024-01-15", "2024-04-01"])))
@@ -129,7 +150,7 @@ def interleave(groups, rnd):
     return out
 
 
-CROSS_FAMILY = {"nik_in_multiple_families", "companion_concentration"}
+CROSS_FAMILY = {"nik_in_multiple_families", "companion_concentration", "companion_complaints"}
 
 
 def norm(anomalies):
@@ -167,6 +188,7 @@ def test_interleaving_independent_families_keeps_output(gs, r1, r2):
     b = numbered(interleave(gs, r2))
     for as_of in AS_OFS:
         assert norm(evaluate_anomalies(a, as_of)) == norm(evaluate_anomalies(b, as_of))
-    low = Thresholds(companion_families=2, unclaimed_days=30)
+    low = Thresholds(companion_families=2, unclaimed_days=30, complaint_days=3, indicator_registers=1,
+                     companion_complaints=1)
     assert norm(evaluate_anomalies(a, None, low)) == norm(evaluate_anomalies(b, None, low))
     assert compute_balances(a) == compute_balances(b)

@@ -20,6 +20,7 @@ from jejak.generate import generate
 from jejak.projections.anomalies import _FAMILY_RULES, _ORPHAN_RULES, _latest
 from jejak.projections.engine import (
     RULES,
+    overdue_anomaly,
     Thresholds,
     default_as_of,
     evaluate_anomalies,
@@ -32,7 +33,8 @@ from tests.unit.test_engine_order_independence import groups, interleave, number
 RANK = {r: i for i, r in enumerate(RULES)}
 ORDER = "disbursement.ordered"
 REF_TYPES = ("disbursement.settled", "pickup.recorded", "funds.returned")
-PEOPLE = ("asn.registered", "death.recorded")
+PEOPLE = ("asn.registered", "death.recorded", "register.listed")
+COMPLAINT, RESOLUTION = "complaint.filed", "complaint.resolved"
 
 
 def by_scopes(facts: list[dict], t: Thresholds) -> list[dict]:
@@ -46,10 +48,11 @@ def by_scopes(facts: list[dict], t: Thresholds) -> list[dict]:
     for kk, prog in sorted({(f["kk"], f["program"]) for f in facts if f["type"] in kk_types}):
         own = [f for f in facts if f["type"] in kk_types and f["kk"] == kk and f["program"] == prog]
         ids = {f["id"] for f in own if f["type"] == ORDER}
-        refs = [f for f in facts if f["type"] in REF_TYPES and f["disbursement"] in ids]
-        niks = {f["nik"] for f in own if f["type"] == ORDER} | {f["nik"] for f in refs if "nik" in f}
+        refs = [f for f in facts if f["type"] in (*REF_TYPES, COMPLAINT) and f.get("disbursement") in ids]
+        niks = {f["nik"] for f in own if f["type"] == ORDER} | {
+            f["nik"] for f in refs if f["type"] == "pickup.recorded"}
         people = [f for f in facts if f["type"] in PEOPLE and f["nik"] in niks]
-        found, c = evaluate_scope(own + refs + people + rates, t)
+        found, c, overdue = evaluate_scope(own + refs + people + rates, t)
         for a in found:
             if a.rule in _FAMILY_RULES:
                 assert a.subject == kk
@@ -60,7 +63,7 @@ def by_scopes(facts: list[dict], t: Thresholds) -> list[dict]:
         sub = [f for f in facts if f["type"] in REF_TYPES and f["disbursement"] == ref]
         niks = {f["nik"] for f in sub if "nik" in f}
         sub += [f for f in facts if f["type"] == "death.recorded" and f["nik"] in niks]
-        found, c = evaluate_scope(sub, t)
+        found, c, _ = evaluate_scope(sub, t)
         assert not c
         for a in found:
             assert a.rule in _ORPHAN_RULES
@@ -69,7 +72,7 @@ def by_scopes(facts: list[dict], t: Thresholds) -> list[dict]:
     decisions = [f for f in facts if f["type"] == "eligibility.decided"]
     for nik in sorted({f["nik"] for f in decisions}):
         kks = {f["kk"] for f in decisions if f["nik"] == nik}
-        found, _ = evaluate_scope([f for f in decisions if f["kk"] in kks], t)
+        found, _, _ = evaluate_scope([f for f in decisions if f["kk"] in kks], t)
         rows += [(RANK[a.rule], a.primary, a.to_dict()) for a in found
                  if a.rule == "nik_in_multiple_families" and a.subject == nik]
     # c:<companion>
@@ -77,15 +80,39 @@ def by_scopes(facts: list[dict], t: Thresholds) -> list[dict]:
     for comp in sorted({str(f.get("companion")) for f in comp_pickups}):
         mine = [f for f in comp_pickups if str(f.get("companion")) == comp]
         refs = {f["disbursement"] for f in mine}
-        found, _ = evaluate_scope(mine + [o for i, o in orders.items() if i in refs], t)
+        found, _, _ = evaluate_scope(mine + [o for i, o in orders.items() if i in refs], t)
         rows += [(RANK[a.rule], a.primary, a.to_dict()) for a in found
                  if a.rule == "companion_concentration" and a.subject == f"companion:{comp}"]
-    # unclaimed_funds at the default as-of
+    # q:<complaint id>
+    complaint_facts = [f for f in facts if f["type"] in (COMPLAINT, RESOLUTION)]
+
+    def about(f):
+        return f["id"] if f["type"] == COMPLAINT else f["complaint"]
+
+    overdue = []
+    for cid in sorted({about(f) for f in complaint_facts}):
+        found, c, o = evaluate_scope([f for f in complaint_facts if about(f) == cid], t)
+        assert not c
+        overdue += o
+        rows += [(RANK[a.rule], a.primary, a.to_dict()) for a in found if a.rule == "unknown_complaint"]
+    # m:<companion>
+    pungli = [f for f in complaint_facts if f["type"] == COMPLAINT and f["category"] == "pungli"
+              and isinstance(f.get("companion"), str)]
+    for comp in sorted({f["companion"] for f in pungli}):
+        cids = {f["id"] for f in pungli if f["companion"] == comp}
+        found, _, _ = evaluate_scope([f for f in complaint_facts if about(f) in cids], t)
+        rows += [(RANK[a.rule], a.primary, a.to_dict()) for a in found
+                 if a.rule == "companion_complaints" and a.primary == f"companion:{comp}"]
+    # unclaimed_funds and complaint_overdue at the default as-of
     if facts:
         *_, day = _latest([(f["at"], f["seq"]) for f in facts])
         as_of = dt.date.fromisoformat(day)
         for cand in cands:
             a = unclaimed_anomaly(*cand, as_of, t.unclaimed_days)
+            if a is not None:
+                rows.append((RANK[a.rule], a.primary, a.to_dict()))
+        for cand in overdue:
+            a = overdue_anomaly(*cand, as_of, t.complaint_days)
             if a is not None:
                 rows.append((RANK[a.rule], a.primary, a.to_dict()))
     rows.sort(key=lambda r: (r[0], r[1]))
@@ -96,7 +123,8 @@ def full(facts: list[dict], t: Thresholds) -> list[dict]:
     return [a.to_dict() for a in evaluate_anomalies(facts, None, t)]
 
 
-THRESHOLDS = [Thresholds(), Thresholds(companion_families=2, unclaimed_days=30), Thresholds(1, 0)]
+THRESHOLDS = [Thresholds(), Thresholds(companion_families=2, unclaimed_days=30, complaint_days=5, indicator_registers=1,
+                                        companion_complaints=2), Thresholds(1, 0, 0, 0, 0)]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -72,6 +72,19 @@ VALID: dict[str, dict[str, Any]] = {
         **_env("dukcapil:death:1", "death.recorded", "dukcapil"),
         "nik": NIK, "date": "2024-02-01",
     },
+    "register.listed": {
+        **_env("pln:1", "register.listed", "registry"),
+        "register": "listrik_nonsubsidi", "nik": NIK, "from": "2023-01-01", "until": "2025-01-01",
+    },
+    "complaint.filed": {
+        **_env("lapor:1", "complaint.filed", "public"),
+        "channel": "lapor", "category": "not_received", "region": "1275011002", "kk": KK, "nik": NIK,
+        "disbursement": "kemensos:ord:1", "companion": "pdp-17", "text": "uang belum diterima",
+    },
+    "complaint.resolved": {
+        **_env("dinsos:res:1", "complaint.resolved", "dinsos"),
+        "complaint": "lapor:1", "outcome": "upheld", "text": "sudah dibayar ulang",
+    },
 }
 
 #: Required fields (beyond the envelope) per type, for the valid examples above.
@@ -85,6 +98,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "funds.returned": ("disbursement", "amount"),
     "asn.registered": ("nik", "agency", "from"),
     "death.recorded": ("nik", "date"),
+    "register.listed": ("register", "nik", "from"),
+    "complaint.filed": ("channel", "category", "region"),
+    "complaint.resolved": ("complaint", "outcome"),
 }
 ENVELOPE = ("id", "type", "at", "source")
 TYPES = tuple(VALID)
@@ -155,6 +171,11 @@ def test_valid_example_of_every_type_is_accepted(ftype: str) -> None:
         variant("disbursement.ordered", id="A.b_c:d/e-9"),
         variant("disbursement.ordered", extra_field={"kept": True}),
         variant("disbursement.ordered", nik="0000000000000000"),  # impossible NIK is an anomaly, not a rejection
+        variant("register.listed", until=_DELETE),
+        variant("register.listed", until="2022-01-01"),  # until <= from: never in force, not a rejection
+        variant("complaint.filed", kk=_DELETE, nik=_DELETE, disbursement=_DELETE, companion=_DELETE, text=_DELETE),
+        variant("complaint.filed", disbursement="never-seen-order", text=""),
+        variant("complaint.resolved", text=_DELETE, complaint="no-such-complaint"),
     ],
     ids=lambda o: o.get("id", "?")[:20] + "/" + o["type"],
 )
@@ -163,7 +184,7 @@ def test_other_valid_variants_are_accepted(obj: dict[str, Any]) -> None:
 
 
 def test_every_source_kind_is_accepted() -> None:
-    for kind in ("kemensos", "dinsos", "bank", "pos", "pendamping", "bkn", "dukcapil"):
+    for kind in ("kemensos", "dinsos", "bank", "pos", "pendamping", "bkn", "dukcapil", "registry", "public"):
         check_fact(variant("death.recorded", source={"kind": kind, "id": "x"}))
 
 
@@ -378,20 +399,56 @@ def test_month_bad_format(ftype: str, bad: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "ftype,name", [("asn.registered", "from"), ("asn.registered", "until"), ("death.recorded", "date")]
+    "ftype,name", [("asn.registered", "from"), ("asn.registered", "until"), ("death.recorded", "date"),
+                   ("register.listed", "from"), ("register.listed", "until")]
 )
 @pytest.mark.parametrize("bad", ["2024-02-30", "2024-13-01", "2024-2-01", "01-02-2024", "2024-02-01T00:00:00+07:00", "20240201"])
 def test_date_bad_format(ftype: str, name: str, bad: str) -> None:
     rejected(variant(ftype, **{name: bad}), BadFormat, name)
 
 
+@pytest.mark.parametrize("ftype", ["eligibility.decided", "complaint.filed"])
 @pytest.mark.parametrize("bad", ["127501100", "12750110021", "12750110a2", "1275.11.1002"])
-def test_region_bad_format(bad: str) -> None:
-    rejected(variant("eligibility.decided", region=bad), BadFormat, "region")
+def test_region_bad_format(ftype: str, bad: str) -> None:
+    rejected(variant(ftype, region=bad), BadFormat, "region")
 
 
-def test_region_wrong_type() -> None:
-    rejected(variant("eligibility.decided", region=1275011002), WrongType, "region")
+@pytest.mark.parametrize("ftype", ["eligibility.decided", "complaint.filed"])
+def test_region_wrong_type(ftype: str) -> None:
+    rejected(variant(ftype, region=1275011002), WrongType, "region")
+
+
+def test_every_register_is_accepted_and_no_other() -> None:
+    for register in ("asn", "tni_polri", "pendamping", "perangkat_desa", "guru_sertifikasi",
+                     "pengurus_badan_usaha", "upah_di_atas_ump", "listrik_nonsubsidi", "pemilik_mobil"):
+        check_fact(variant("register.listed", register=register))
+    exc = rejected(variant("register.listed", register="pemilik_motor"), BadFormat, "register")
+    assert "pemilik_mobil" in exc.message and "'pemilik_motor'" in exc.message  # names the expected values
+    rejected(variant("register.listed", register="ASN"), BadFormat, "register")
+    rejected(variant("register.listed", register=["asn"]), WrongType, "register")
+
+
+def test_complaint_enums() -> None:
+    for channel in ("slrt", "cekbansos", "lapor", "pendamping", "walk_in"):
+        check_fact(variant("complaint.filed", channel=channel))
+    for category in ("not_received", "wrong_amount", "pungli", "inclusion_error", "exclusion_error", "other"):
+        check_fact(variant("complaint.filed", category=category))
+    for outcome in ("upheld", "partially_upheld", "rejected", "withdrawn", "referred"):
+        check_fact(variant("complaint.resolved", outcome=outcome))
+    rejected(variant("complaint.filed", channel="BRI"), BadFormat, "channel")
+    rejected(variant("complaint.filed", category="fraud"), BadFormat, "category")
+    rejected(variant("complaint.resolved", outcome="closed"), BadFormat, "outcome")
+    rejected(variant("complaint.resolved", outcome=1), WrongType, "outcome")
+
+
+def test_complaint_optional_fields() -> None:
+    rejected(variant("complaint.filed", text=42), WrongType, "text")
+    rejected(variant("complaint.resolved", text=["a"]), WrongType, "text")
+    rejected(variant("complaint.filed", companion=17), WrongType, "companion")
+    rejected(variant("complaint.filed", companion=""), BadFormat, "companion")
+    rejected(variant("complaint.filed", disbursement="has space"), BadFormat, "disbursement")
+    rejected(variant("complaint.filed", disbursement=None), WrongType, "disbursement")
+    rejected(variant("complaint.resolved", complaint="x" * 129), BadFormat, "complaint")
 
 
 def test_basis_wrong_type() -> None:

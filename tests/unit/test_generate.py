@@ -27,7 +27,10 @@ REGION_RE = re.compile(r"[0-9]{10}\Z")
 COMPONENTS = {"ibu_hamil", "anak_usia_dini", "anak_sd", "anak_smp", "anak_sma",
               "disabilitas_berat", "lansia"}
 CHANNELS = {"BRI", "BNI", "MANDIRI", "BTN", "BSI", "POS"}
-SOURCE_KINDS = {"kemensos", "dinsos", "bank", "pos", "pendamping", "bkn", "dukcapil"}
+SOURCE_KINDS = {"kemensos", "dinsos", "bank", "pos", "pendamping", "bkn", "dukcapil", "registry", "public"}
+REGISTERS = {"asn": "barred", "tni_polri": "barred", "pendamping": "barred", "perangkat_desa": "barred",
+             "guru_sertifikasi": "indicator", "pengurus_badan_usaha": "indicator", "upah_di_atas_ump": "indicator",
+             "listrik_nonsubsidi": "indicator", "pemilik_mobil": "indicator"}
 PROVINCES = {11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 31, 32, 33, 34, 35, 36, 51, 52, 53,
              61, 62, 63, 64, 65, 71, 72, 73, 74, 75, 76, 81, 82, 91, 92, 93, 94, 95, 96}
 
@@ -41,12 +44,18 @@ REQUIRED = {
     "funds.returned": {"disbursement", "amount"},
     "asn.registered": {"nik", "agency", "from"},
     "death.recorded": {"nik", "date"},
+    "register.listed": {"register", "nik", "from"},
+    "complaint.filed": {"channel", "category", "region"},
+    "complaint.resolved": {"complaint", "outcome"},
 }
 OPTIONAL = {
     "rates.set": {"annual", "max_members", "monthly"},
     "eligibility.decided": {"components", "basis"},
     "pickup.recorded": {"companion"},
     "asn.registered": {"until"},
+    "register.listed": {"until"},
+    "complaint.filed": {"kk", "nik", "disbursement", "companion", "text"},
+    "complaint.resolved": {"text"},
 }
 
 
@@ -124,7 +133,7 @@ def check_fact(f: dict) -> None:
         assert f["program"] in ("PKH", "BPNT"), f
     if "amount" in f:
         assert _is_amount(f["amount"]), f
-    if "channel" in f:
+    if "channel" in f and t != "complaint.filed":
         assert f["channel"] in CHANNELS, f
     if t == "rates.set":
         assert type(f["year"]) is int
@@ -163,6 +172,19 @@ def check_fact(f: dict) -> None:
             assert _is_date(f["until"]) and f["until"] > f["from"]
     elif t == "death.recorded":
         assert _is_date(f["date"])
+    elif t == "register.listed":
+        assert f["register"] in REGISTERS and _is_date(f["from"])
+        if "until" in f:
+            assert _is_date(f["until"])
+    elif t == "complaint.filed":
+        assert f["channel"] in ("slrt", "cekbansos", "lapor", "pendamping", "walk_in")
+        assert f["category"] in ("not_received", "wrong_amount", "pungli", "inclusion_error", "exclusion_error",
+                                 "other")
+        assert REGION_RE.match(f["region"]) and isinstance(f.get("text", ""), str)
+        assert ID_RE.match(f.get("disbursement", "x")) and isinstance(f.get("companion", ""), str)
+    elif t == "complaint.resolved":
+        assert ID_RE.match(f["complaint"])
+        assert f["outcome"] in ("upheld", "partially_upheld", "rejected", "withdrawn", "referred")
 
 
 # ---------------------------------------------------------------------------
@@ -224,9 +246,11 @@ def reference_anomalies(facts: list[dict]) -> set[tuple[str, str]]:
     deaths = collections.defaultdict(list)
     for d in by["death.recorded"]:
         deaths[d["nik"]].append(d["date"])
-    asn = collections.defaultdict(list)
+    listed = collections.defaultdict(list)   # nik -> (register, from, until); asn.registered is asn
     for a in by["asn.registered"]:
-        asn[a["nik"]].append((a["from"], a.get("until")))
+        listed[a["nik"]].append(("asn", a["from"], a.get("until")))
+    for a in by["register.listed"]:
+        listed[a["nik"]].append((a["register"], a["from"], a.get("until")))
 
     def entitlement(o, d):
         ms = _months(o["period"])
@@ -254,8 +278,13 @@ def reference_anomalies(facts: list[dict]) -> set[tuple[str, str]]:
         elif o["amount"] > entitlement(o, d):
             out.add(("over_entitlement", oid))
         day = o["at"][:10]
-        if any(a <= day and (u is None or day < u) for a, u in asn[o["nik"]]):
+        hits = {r for r, a, u in listed[o["nik"]] if a <= day and (u is None or day < u)}
+        if "asn" in hits:
             out.add(("asn_recipient", oid))
+        if any(REGISTERS[r] == "barred" and r != "asn" for r in hits):
+            out.add(("barred_recipient", oid))
+        if sum(REGISTERS[r] == "indicator" for r in hits) >= 2:
+            out.add(("flagged_recipient", oid))
         if any(day > dd for dd in deaths[o["nik"]]):
             out.add(("deceased_recipient", oid))
         if not nik_possible(o["nik"]):
@@ -311,6 +340,26 @@ def reference_anomalies(facts: list[dict]) -> set[tuple[str, str]]:
             first = min(s["at"] for s in stl[oid] if s["status"] == "credited")
             if (dt.date.fromisoformat(D) - dt.date.fromisoformat(first[:10])).days > 90:
                 out.add(("unclaimed_funds", oid))
+    # SPEC v2 §6
+    filed = {}
+    for c in by["complaint.filed"]:
+        filed.setdefault(c["id"], c)
+    outcome = {}
+    for r in by["complaint.resolved"]:
+        if r["complaint"] in filed:
+            outcome[r["complaint"]] = r["outcome"]
+        else:
+            out.add(("unknown_complaint", r["id"]))
+    named = collections.defaultdict(int)
+    for cid, c in filed.items():
+        if cid not in outcome and (dt.date.fromisoformat(D) - dt.date.fromisoformat(c["at"][:10])).days > 14:
+            out.add(("complaint_overdue", cid))
+        if c["category"] == "not_received" and c.get("disbursement") in orders and any(
+                p["at"][:10] <= c["at"][:10] for p in picks[c["disbursement"]]):
+            out.add(("disputed_pickup", cid))
+        if c["category"] == "pungli" and "companion" in c and outcome.get(cid) not in ("rejected", "withdrawn"):
+            named[c["companion"]] += 1
+    out.update(("companion_complaints", f"companion:{comp}") for comp, n in named.items() if n >= 3)
     return out
 
 
@@ -378,7 +427,8 @@ def test_every_fact_matches_spec_formats(which, request):
         ids.add(f["id"])
         # ids are prefixed by their source
         assert f["id"].split(":")[0] in ("kemensos", "dinsos", "bkn", "dukcapil", "pos",
-                                         "bri", "bni", "mandiri", "bsi", "btn"), f["id"]
+                                         "bri", "bni", "mandiri", "bsi", "btn", "registry",
+                                         *f.get("channel", "").split()), f["id"]
     # recording order: timestamps never go back
     ats = [f["at"] for f in facts]
     assert ats == sorted(ats)
@@ -501,7 +551,7 @@ def test_planted_covers_every_rule_twice(planted):
     g, _ = planted
     assert g.done
     counts = collections.Counter(e["rule"] for e in g.expected)
-    assert set(counts) == set(RULES) and len(RULES) == 14
+    assert set(counts) == set(RULES) and len(RULES) == 20
     assert all(counts[r] >= 2 for r in RULES), counts
     assert len({(e["rule"], e["primary"]) for e in g.expected}) == len(g.expected)
     assert g.expected == sorted(g.expected, key=lambda e: (e["rule"], e["primary"]))

@@ -24,3 +24,13 @@ def test_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.resolved_keys_dir() == Path("/run/secrets/jejak")
     assert settings.unclaimed_days == 120
+
+
+def test_v2_thresholds_default_to_spec_and_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert (s.complaint_days, s.indicator_registers, s.companion_complaints) == (14, 2, 3)
+    monkeypatch.setenv("JEJAK_COMPLAINT_DAYS", "30")
+    monkeypatch.setenv("JEJAK_INDICATOR_REGISTERS", "3")
+    monkeypatch.setenv("JEJAK_COMPANION_COMPLAINTS", "5")
+    s = Settings()
+    assert (s.complaint_days, s.indicator_registers, s.companion_complaints) == (30, 3, 5)
