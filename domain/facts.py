@@ -35,7 +35,7 @@ TIMESTAMP_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
-SOURCE_KINDS = frozenset({"kemensos", "dinsos", "bank", "pos", "pendamping", "bkn", "dukcapil"})
+SOURCE_KINDS = frozenset({"kemensos", "dinsos", "bank", "pos", "pendamping", "bkn", "dukcapil", "registry", "public"})
 PROGRAMS = frozenset({"PKH", "BPNT"})
 CHANNELS = frozenset({"BRI", "BNI", "MANDIRI", "BTN", "BSI", "POS"})
 PKH_COMPONENTS = frozenset(
@@ -45,9 +45,11 @@ DECISIONS = frozenset({"eligible", "revoked"})
 SETTLEMENT_STATUSES = frozenset({"credited", "failed"})
 PICKUP_BY = frozenset({"recipient", "family", "companion"})
 
-#: Fields that identify a person or family; never stored or shown in clear
-#: outside the key vault (see the privacy design in the README).
-PERSONAL_FIELDS = frozenset({"nik", "kk", "basis"})
+#: Fields that identify a person or family, or free text about them; never
+#: stored or shown in clear outside the key vault (SPEC §1 "Personal data"; see
+#: docs/privacy.md). Beyond these, any field SPEC does not define and any run of
+#: 16 digits inside another string are personal data too (the leaf's rules).
+PERSONAL_FIELDS = frozenset({"nik", "kk", "basis", "text"})
 
 ENVELOPE_FIELDS = ("id", "type", "at", "source")
 

@@ -64,10 +64,7 @@ def anomalies(
     reports = state.reports
     if len(page) > 50:
         state.ledger.preload_reveals()
-    out = []
-    for a in page:
-        out.append({**a, "primary": reports.reveal_text(a["primary"]), "subject": reports.reveal_text(a["subject"]),
-                    "detail": reports.reveal_text(a["detail"])})
+    out = [reports.reveal_anomaly(a) for a in page]
     if wants_csv(request, format):
         return csv_response(out, COLUMNS, nxt, "anomalies")
     return AnomaliesOut(as_of=as_of.isoformat() if as_of else None, items=[AnomalyRow(**a) for a in out], next_cursor=nxt)

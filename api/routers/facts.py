@@ -25,7 +25,7 @@ def fact(
     who: Annotated[Principal, Depends(require(*ANY_ROLE))],
 ) -> FactEntry:
     """One fact by id, revealed, with its chain hash and inclusion proof against the latest checkpoint."""
-    idx = f.state.store.index_of(fact_id)
+    idx = f.state.store.index_of(f.state.ledger.stored_id(fact_id))
     if idx is None:
         raise ApiError(404, "no fact with this id")
     found = entries_at(f.state.store, [idx])

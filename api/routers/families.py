@@ -15,7 +15,8 @@ router = APIRouter(prefix="/v1/families", tags=["inspector: trails"])
 TRAIL_COLUMNS = ["index", "fact_id", "type", "at", "chain", "fact", "proof"]
 
 
-def trail_response(request, f: Fresh, subject: str, kind, token: str, proof: bool, limit: int, cursor, format):
+def trail_response(request, f: Fresh, subject: str, kind, token: str, proof: bool, limit: int, cursor, format,
+                   erased: dict | None = None):
     """One page of a trail (JSON bytes shaped as TrailOut, or CSV)."""
     after = decode_cursor(cursor, "i") if cursor else -1
     rows, more = trail_page(f.state, kind, token, after, limit)
@@ -25,7 +26,7 @@ def trail_response(request, f: Fresh, subject: str, kind, token: str, proof: boo
     if wants_csv(request, format):
         return csv_response(items, TRAIL_COLUMNS, nxt, f"{subject}-trail")
     return json_bytes_response({"subject": subject, "checkpoint_size": None if cp is None else cp.size,
-                                "items": items, "next_cursor": nxt})
+                                "items": items, "next_cursor": nxt, "erased": erased})
 
 
 @router.get("/{kk}/trail", response_model=TrailOut, responses={**V1_ERRORS, **CSV_OK})

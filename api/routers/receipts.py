@@ -20,9 +20,9 @@ OrderId = Annotated[str, Path(pattern=FACT_ID_PATTERN, description="the order (d
 NO_RECEIPT = "no receipt matches this order id and code"
 
 
-def _order_row(f: Fresh, order_id: str) -> Any:
+def _order_row(f: Fresh, stored_id: str) -> Any:
     return f.state.store.query_one(
-        "SELECT idx, body FROM p_facts WHERE fact_id = ? AND type = ?", (order_id, "disbursement.ordered")
+        "SELECT idx, body FROM p_facts WHERE fact_id = ? AND type = ?", (stored_id, "disbursement.ordered")
     )
 
 
@@ -37,7 +37,7 @@ def issue(
     _who: Annotated[Principal, Depends(require(*ANY_ROLE))],
 ) -> ReceiptIssued:
     """The receipt code to print on the recipient's payment slip."""
-    if _order_row(f, order_id) is None:
+    if _order_row(f, f.state.ledger.stored_id(order_id)) is None:
         raise ApiError(404, "no order with this id")
     code = f.state.receipts.code(order_id)
     return ReceiptIssued(order_id=order_id, code=code,
@@ -55,6 +55,9 @@ def check(
     # unknown order give the same answer, in the same time.
     if not f.state.receipts.check(order_id, code):
         raise ApiError(404, NO_RECEIPT)
+    # The public answer names the order as the log stores it: an id holding a
+    # NIK or KK (16 digits) shows its token there, never the number.
+    order_id = f.state.ledger.stored_id(order_id)
     row = _order_row(f, order_id)
     if row is None:
         raise ApiError(404, NO_RECEIPT)
