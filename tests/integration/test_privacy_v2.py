@@ -385,3 +385,31 @@ def test_no_copy_of_an_erased_key_opens_with_the_key_material_left(store_url: st
     # ... and everything not erased still reads (moved to the new generation)
     export = jejak(tmp_path, keys, *s, "export").stdout.decode()
     assert OTHER in export and "DTKS 2024" in export and NIK not in export
+
+
+# ------------------------------------------------------------- leaf_too_large
+
+def test_leaf_too_large_is_rejected_at_the_exact_boundary(store_url: str, tmp_path: Path) -> None:
+    import os
+
+    from jejak.domain.facts import check_fact
+    from jejak.preparer import FactPreparer
+    from jejak.store.leaf import MAX_LEAF_BYTES
+    from jejak.store.vault import Tokenizer
+
+    base = {"id": "bkn:asn:big", "type": "asn.registered", "at": "2024-01-07T10:00:00+07:00",
+            "source": {"kind": "bkn", "id": "bkn"}, "nik": NIK, "agency": "A", "from": "2020-01-01"}
+    # a token's length does not depend on the key, so neither does the leaf's
+    overhead = len(FactPreparer(Tokenizer(os.urandom(32))).protect(check_fact(base)).stored_event.state) - 1
+    fits = {**base, "agency": "A" * (MAX_LEAF_BYTES - overhead)}
+    too_big = {**base, "id": "bkn:asn:bog", "agency": "A" * (MAX_LEAF_BYTES - overhead + 1)}
+    keys, s = tmp_path / "keys", ["--store", store_url]
+    res = jejak(tmp_path, keys, *s, "ingest", "-", stdin=orjson.dumps(fits) + b"\n" + orjson.dumps(too_big) + b"\n")
+    assert res.returncode == 3
+    assert json.loads(res.stdout) == {"accepted": 1, "duplicates": 0, "rejected": 1}
+    [rejection] = [json.loads(line) for line in res.stderr.decode().splitlines()]
+    assert rejection["line"] == 2 and rejection["id"] == "bkn:asn:bog" and rejection["code"] == "leaf_too_large"
+    assert "65,536 bytes" in rejection["error"] and "65,535" in rejection["error"]
+    export = jsonl(jejak(tmp_path, keys, *s, "export").stdout)
+    assert [e["fact"]["id"] for e in export] == ["bkn:asn:big"]
+    assert len(base64.b64decode(export[0]["leaf"])) == MAX_LEAF_BYTES
