@@ -132,22 +132,27 @@ class FactPreparer:
         token = self.tokenizer.token
         for name, kind in _PERSONAL_KINDS:
             value = body.get(name)
-            if isinstance(value, str):
+            if type(value) is str:
                 protected[name] = tok = token(kind, value)
                 subjects.append((tok, kind, value))
         known = KNOWN_FIELDS[fact.type]
-        for name, value in body.items():
-            if name in PERSONAL_FIELDS and type(value) is str:
-                continue  # done above
-            if name not in known:
+        if not body.keys() <= known:
+            for name in body.keys() - known:
+                value = body[name]
+                if name in PERSONAL_FIELDS and type(value) is str:
+                    continue  # done above
                 protected[name] = self._sealed_json("extra", value, subjects)
-            elif type(value) is str:
+        for name in _OTHER_FIELDS[fact.type]:  # every other field SPEC defines: 16-digit runs in its strings
+            value = body.get(name)
+            if type(value) is str:
                 if len(value) >= _RUN and _DIGIT_RUN.search(value):
                     protected[name] = self._runs_tokenised(value, subjects)
-            elif name == "source":
-                protected[name] = self._protected_source(value, subjects)
             elif isinstance(value, (dict, list)):
                 protected[name] = self._runs_tokenised_in(value, subjects)
+        source = body["source"]
+        protected_source = self._protected_source(source, subjects)
+        if protected_source is not source:
+            protected["source"] = protected_source
         derived = {"nik_possible": nik_is_possible(body["nik"])} if fact.type == "disbursement.ordered" else {}
         return protected, derived, subjects
 
@@ -178,6 +183,8 @@ class FactPreparer:
         if isinstance(value, str):
             return self._runs_tokenised(value, subjects) if len(value) >= _RUN else value
         if isinstance(value, dict):
+            if all(type(v) is int for v in value.values()):
+                return value  # amounts or counts by component: nothing to tokenise
             return {k: self._runs_tokenised_in(v, subjects) for k, v in value.items()}
         if isinstance(value, list):
             return [self._runs_tokenised_in(v, subjects) for v in value]
@@ -254,6 +261,15 @@ PUBLIC_SOURCE_KIND = "source"
 _RUN = 16
 _DIGIT_RUN = re.compile(r"[0-9]{16,}")
 _SOURCE_FIELDS = frozenset({"kind", "id"})
+#: Fields whose SPEC format leaves no room for 16 digits in a row (checked at validation): a choice, a
+#: month, date or period, a 10-digit region, a number, amounts or counts by component. Not `at`: RFC 3339
+#: allows any number of digits of a second.
+_NO_ROOM_FOR_A_RUN = frozenset({"type", "program", "channel", "decision", "status", "by", "period", "from", "until",
+                                "date", "region", "year", "amount", "max_members", "monthly", "annual", "components"})
+#: For each fact type, the fields SPEC defines whose strings may hold a run of 16 digits (personal and
+#: `source` fields aside).
+_OTHER_FIELDS = {ftype: tuple(sorted(known - PERSONAL_FIELDS - _NO_ROOM_FOR_A_RUN - {"source"}))
+                 for ftype, known in KNOWN_FIELDS.items()}
 
 
 # ------------------------------------------------------------ worker process
