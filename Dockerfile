@@ -8,7 +8,7 @@ COPY projections ./projections
 COPY audit ./audit
 COPY api ./api
 COPY feeds ./feeds
-RUN pip install --no-cache-dir . && useradd --system --home /var/lib/jejak jejak && mkdir -p /var/lib/jejak && chown jejak /var/lib/jejak
+RUN pip install --no-cache-dir . && useradd --system --home /var/lib/jejak jejak && mkdir -p /var/lib/jejak/vault && chown -R jejak /var/lib/jejak && chmod 700 /var/lib/jejak/vault
 USER jejak
 ENV JEJAK_PROFILE=prod JEJAK_KEYS_DIR=/run/secrets/jejak
 EXPOSE 8000

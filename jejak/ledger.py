@@ -116,7 +116,8 @@ class Ledger:
             sealer = open_vault(store, settings, secrets.kek)
         except (OSError, VaultKeyGone) as exc:
             store.close()
-            raise LedgerError(f"cannot open the vault keys in {settings.resolved_keys_dir()}: {exc}") from None
+            raise LedgerError(f"cannot open the vault keys in {settings.resolved_vault_keys_dir()} "
+                              f"(JEJAK_VAULT_KEYS_DIR: a directory this process can write): {exc}") from None
         return cls(settings, store, tokenizer, sealer)
 
     def close(self) -> None:
@@ -546,7 +547,7 @@ def open_vault(store: Store, settings: Settings, kek: bytes) -> Sealer:
     """The sealer of this store: its vault-key generation (the first one made
     for a new store, or one sealed before generations) and its key files."""
     store_id = store.set_meta_once("vault.store_id", os.urandom(8).hex())
-    keys = VaultKeys(settings.resolved_keys_dir(), store_id, kek)
+    keys = VaultKeys(settings.resolved_vault_keys_dir(), store_id, kek)
     generation = store.get_meta(store.recorder.VAULT_GENERATION)
     if generation is None:
         try:
