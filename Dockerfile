@@ -9,7 +9,7 @@ COPY audit ./audit
 COPY api ./api
 COPY feeds ./feeds
 COPY witness ./witness
-RUN pip install --no-cache-dir . && useradd --system --home /var/lib/jejak jejak && mkdir -p /var/lib/jejak/witness /var/lib/jejak/signer && chown -R jejak /var/lib/jejak
+RUN pip install --no-cache-dir . && useradd --system --home /var/lib/jejak jejak && mkdir -p /var/lib/jejak/witness /var/lib/jejak/signer /var/lib/jejak/vault && chown -R jejak /var/lib/jejak && chmod 700 /var/lib/jejak/vault
 USER jejak
 ENV JEJAK_PROFILE=prod JEJAK_KEYS_DIR=/run/secrets/jejak
 EXPOSE 8000

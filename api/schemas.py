@@ -162,11 +162,21 @@ class FactEntry(BaseModel):
     proof: Optional[InclusionProof] = None
 
 
+class ErasureOut(BaseModel):
+    """A person's personal data was destroyed (crypto-shredded) by order: their facts show tokens."""
+
+    order: Optional[str] = Field(description="reference of the erasure order")
+    at: Optional[str] = Field(description="when the erasure was recorded")
+    fact_id: str = Field(description="the `jejak.erasure` fact")
+    index: Optional[int] = Field(description="its log index")
+
+
 class TrailOut(BaseModel):
     subject: Literal["family", "person"]
     checkpoint_size: Optional[int]
     items: list[FactEntry]
     next_cursor: Optional[str]
+    erased: Optional[ErasureOut] = Field(None, description="person trails: set when the person was erased")
 
 
 class BalanceRow(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from jejak.api.common import decode, proof_dict
 from jejak.api.deps import ApiState
 from jejak.api.errors import ApiError
-from jejak.store.vault import is_token
+from jejak.store.leaf import leaf_tokens
 from jejak.transparency import StoredCheckpoint
 
 ORDERED = "disbursement.ordered"
@@ -66,12 +66,13 @@ def entry_dicts(state: ApiState, rows: Sequence[tuple[int, str, bytes, bytes | N
         if leaf is None:
             raise ApiError(500, f"log entry {idx} has no stored event; the operator should run `jejak verify`")
         protected.append(decode(leaf))
-    state.ledger.reveal_many(v for fact in protected for v in fact.values() if is_token(v))
+    state.ledger.reveal_many(t for _idx, _id, _chain, leaf in rows for t in leaf_tokens(leaf))
     out = []
-    for (idx, fact_id, chain, _leaf), fact in zip(rows, protected):
+    for (idx, _fact_id, chain, _leaf), fact in zip(rows, protected):
         fact = reveal(state, fact)
         out.append({
-            "index": idx, "fact_id": fact_id, "type": str(fact.get("type", "")), "at": str(fact.get("at", "")),
+            "index": idx, "fact_id": str(fact.get("id", "")), "type": str(fact.get("type", "")),
+            "at": str(fact.get("at", "")),
             "chain": chain.hex(), "fact": fact,
             "proof": proof_dict(state.transparency, idx, checkpoint) if with_proof else None,
         })

@@ -92,6 +92,12 @@ class AmountTooLarge(FactRejected):
     code = "amount_too_large"
 
 
+class LeafTooLarge(FactRejected):
+    """A fact whose leaf would be larger than a log entry may be (65,535 bytes, SPEC §7)."""
+
+    code = "leaf_too_large"
+
+
 class Conflict(FactRejected):
     """The same fact id was recorded before with different content."""
 
@@ -111,6 +117,7 @@ ALL_REJECTION_CODES = tuple(
         BadIdentifier,
         NonPositiveAmount,
         AmountTooLarge,
+        LeafTooLarge,
         Conflict,
     )
 )

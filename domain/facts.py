@@ -71,8 +71,10 @@ COMPLAINT_CATEGORIES = frozenset(
 )
 COMPLAINT_OUTCOMES = frozenset({"upheld", "partially_upheld", "rejected", "withdrawn", "referred"})
 
-#: Fields that identify a person or family; never stored or shown in clear
-#: outside the key vault (see the privacy design in the README).
+#: Fields that identify a person or family, or free text about them; never
+#: stored or shown in clear outside the key vault (SPEC §1 "Personal data"; see
+#: docs/privacy.md). Beyond these, any field SPEC does not define and any run of
+#: 16 digits inside another string are personal data too (the leaf's rules).
 PERSONAL_FIELDS = frozenset({"nik", "kk", "basis", "text"})
 
 ENVELOPE_FIELDS = ("id", "type", "at", "source")

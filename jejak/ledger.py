@@ -8,6 +8,8 @@ through `Ledger.record` / `Ledger.ingest_lines`.
 
 from __future__ import annotations
 
+import os
+import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,14 +21,14 @@ import orjson
 from jejak.domain.errors import Conflict
 from jejak.domain.facts import KNOWN_FIELDS, Fact, check_fact
 from jejak.domain.nik import holds_sixteen_digits, mask_nik
-from jejak.preparer import FactPreparer, OversizedLine, Prepared, PreparedBatch, PreparerPool, parse_json_line
+from jejak.preparer import DIGITS_KIND, FactPreparer, OversizedLine, Prepared, PreparedBatch, PreparerPool, parse_json_line
 from jejak.secrets import load_master_secrets
 from jejak.settings import Settings
 from jejak.store.datastore import Store, check_store_location
-from jejak.store.leaf import decode_leaf
+from jejak.store.leaf import TOKEN_IN_TEXT, decode_leaf
 from jejak.store.mapper import LeafMapper, new_fact_event
 from jejak.store.recorders import ACCEPTED, CONFLICT, DUPLICATE, FactRows, LogTail, PreparedFact
-from jejak.store.vault import Sealer, Tokenizer, is_token
+from jejak.store.vault import TOKEN_PREFIX, Sealer, Tokenizer, VaultKeyGone, VaultKeys, is_token
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Ledger:
         self.mapper = LeafMapper()
         self.preparer = FactPreparer(tokenizer)
         self._reveal_cache: dict[str, str | None] = {}
+        self._json_tokens: set[str] = set()  # tokens sealed as JSON (fields SPEC does not define)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, create: bool = True) -> "Ledger":
@@ -119,6 +122,12 @@ class Ledger:
                     f"the {key.replace('_', ' ')} does not belong to this store "
                     f"(fingerprint {value}, store expects {stored}); use the keys this store was created with"
                 )
+        try:
+            sealer = open_vault(store, settings, secrets.kek)
+        except (OSError, VaultKeyGone) as exc:
+            store.close()
+            raise LedgerError(f"cannot open the vault keys in {settings.resolved_vault_keys_dir()} "
+                              f"(JEJAK_VAULT_KEYS_DIR: a directory this process can write): {exc}") from None
         return cls(settings, store, tokenizer, sealer)
 
     def close(self) -> None:
@@ -151,7 +160,7 @@ class Ledger:
         outcomes: list[Outcome | None] = [None] * len(items)
         for r in batch.rejected:
             outcomes[r.slot] = Outcome("rejected", r.fact_id, r.code, r.message)
-        for slot, fact_id, status in zip(batch.slots, batch.rows.fact_ids, statuses):
+        for slot, fact_id, status in zip(batch.slots, batch.ids, statuses):
             if status == CONFLICT and self._same_as_recorded(items[slot]):
                 status = DUPLICATE
             if status == CONFLICT:
@@ -172,9 +181,11 @@ class Ledger:
         another token; compare the recorded fact, revealed, as canonical JSON."""
         fact = check_fact(item if isinstance(item, dict) else parse_json_line(item))
         known = KNOWN_FIELDS[fact.type]
-        if not any(isinstance(v, (dict, list)) for k, v in fact.body.items() if k not in known):
+        extras = [v for k, v in fact.body.items() if k not in known] + [
+            v for k, v in fact.body["source"].items() if k not in ("kind", "id")]
+        if not any(isinstance(v, (dict, list)) for v in extras):
             return False
-        index = self.store.index_of(fact.id)
+        index = self.store.index_of(self.stored_id(fact.id))
         rows = self.store.read_log_at([index]) if index is not None else []
         if not rows or rows[0][3] is None:
             return False
@@ -281,12 +292,14 @@ class Ledger:
         """Crypto-shred one person's data (UU 27/2022 erasure order).
 
         Records a `jejak.erasure` fact naming only the token and the order
-        reference, and destroys the subject's sealed data key in the same
-        transaction. Every hash and proof stays valid; the clear value can
-        never be recovered from the store again.
+        reference and, in the same transaction, destroys the sealed data key
+        and value of the person's NIK and of every other personal value of the
+        facts that name it (`basis`, `text`, fields SPEC does not define, a
+        public source's id, 16-digit runs; not a family's KK, nor another
+        person's NIK), leaving tombstones so that a re-delivery cannot bring
+        any of them back. Every hash and proof stays valid; the clear values
+        can never be recovered from the store again (see docs/privacy.md).
         """
-        import re
-
         if not re.fullmatch(r"[0-9]{16}", value):
             raise LedgerError(f"{kind} must be exactly 16 digits")
         if not order_ref.strip():
@@ -295,24 +308,92 @@ class Ledger:
             raise LedgerError("the order reference must not contain a NIK or KK (16 digits): it enters the "
                               "permanent log in clear; refer to the order by its letter or file number")
         token = self.tokenizer.token(kind, value)
-        row = self.store.query_one("SELECT sealed_dek, erased_at FROM jejak_subjects WHERE token = ?", (token,))
-        if row is None:
+        as_run = self.tokenizer.token(DIGITS_KIND, value)  # the same number inside an id or a reference
+        rows = {r["token"]: r for r in self.store.query(
+            "SELECT token, erased_at FROM jejak_subjects WHERE token IN (?, ?)", (token, as_run))}
+        if not rows:
             raise LedgerError(f"no {kind} {mask_nik(value)} in this store")
-        if row["erased_at"] is not None:
+        if all(r["erased_at"] is not None for r in rows.values()):
             return {"erased": token, "already": True}
         now = utc_now().isoformat(timespec="seconds")
+        destroyed: list[str] = []
+
+        def shred(cursor: Any) -> None:
+            destroyed.extend(self._personal_tokens_of(self.store.leaves_naming(cursor, (token, as_run)), token))
+            destroyed.extend((token, as_run))
+            self._destroy_subjects(cursor, sorted(set(destroyed)), {token: kind, as_run: DIGITS_KIND}, now)
+            if self.sealer.vault_keys is not None:
+                self._rotate_vault_key(cursor)
+
         fact_id = self.record_internal(
             "jejak.erasure", f"jejak:erasure:{token[4:16]}", {"subject": token, "order": order_ref.strip()},
-            also=lambda cursor: self.store.execute(
-                cursor,
-                "UPDATE jejak_subjects SET sealed_dek = NULL, sealed_value = NULL, erased_at = ? WHERE token = ?",
-                (now, token),
-            ),
+            also=shred,
         )
-        self._reveal_cache.pop(token, None)
+        if self.sealer.vault_keys is not None:
+            # Committed: no data key is sealed under an older generation any more; destroy those keys.
+            self.sealer.vault_keys.destroy_before(self.sealer.generation)
+        for t in destroyed:
+            self._reveal_cache.pop(t, None)
         if not self.store.is_postgres:
             self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
         return {"erased": token, "fact": fact_id, "already": False}
+
+    @staticmethod
+    def _personal_tokens_of(leaves: Iterable[bytes], person: str) -> set[str]:
+        """The tokens of the erased person's facts that are theirs to lose: all
+        but the `kk` (the family's) and a `nik` that is someone else's."""
+        found: set[str] = set()
+        for leaf in leaves:
+            fact, _derived = decode_leaf(leaf)
+            if not fact.get("type", "").startswith("jejak."):
+                for name, value in fact.items():
+                    if name == "kk" or name == "nik" and value != person:
+                        continue
+                    found.update(TOKEN_IN_TEXT.findall(orjson.dumps(value).decode()))
+        return found
+
+    def _destroy_subjects(self, cursor: Any, tokens: Sequence[str], kinds: dict[str, str], now: str) -> None:
+        """Destroy the sealed key and value of each token; a token the vault never held gets a tombstone."""
+        known = {r["token"] for r in self.store.recorder.select_in(cursor, "SELECT token FROM jejak_subjects",
+                                                                     "token", list(tokens))}
+        for t in tokens:
+            if t in known:
+                self.store.execute(cursor, "UPDATE jejak_subjects SET sealed_dek = NULL, sealed_value = NULL, "
+                                           "erased_at = ? WHERE token = ? AND erased_at IS NULL", (now, t))
+            else:
+                self.store.execute(cursor, "INSERT INTO jejak_subjects (token, kind, erased_at) VALUES (?, ?, ?)",
+                                   (t, kinds.get(t, DIGITS_KIND), now))
+
+    def _rotate_vault_key(self, cursor: Any) -> None:
+        """Move every live data key to a new vault-key generation (write lock held, in the erasure's
+        transaction); the old generation's key file is destroyed once this commits."""
+        recorder, sealer = self.store.recorder, self.sealer
+        new = recorder.follow_vault_generation(cursor, sealer) + 1
+        sealer.vault_keys.create(new, replace=True)  # type: ignore[union-attr]
+        live = self.store.execute(cursor, "SELECT token, sealed_dek FROM jejak_subjects "
+                                          "WHERE sealed_dek IS NOT NULL").fetchall()
+        rewrapped = [(row["token"], sealer.rewrap(row["token"], bytes(row["sealed_dek"]), new)) for row in live]
+        temp = "CREATE TEMPORARY TABLE jejak_rewrap (token TEXT PRIMARY KEY, sealed_dek {}){}"
+        self.store.execute(cursor, temp.format("BYTEA", " ON COMMIT DROP") if self.store.is_postgres
+                           else temp.format("BLOB", ""))
+        recorder.bulk_insert(cursor, "jejak_rewrap", ("token", "sealed_dek"), rewrapped)
+        self.store.execute(cursor, "UPDATE jejak_subjects SET sealed_dek = r.sealed_dek FROM jejak_rewrap r "
+                                   "WHERE jejak_subjects.token = r.token")
+        if not self.store.is_postgres:
+            self.store.execute(cursor, "DROP TABLE jejak_rewrap")
+        self.store.execute(cursor, "UPDATE jejak_meta SET value = ? WHERE key = ?", (str(new), recorder.VAULT_GENERATION))
+        sealer.generation = new
+
+    def erasure_of(self, token: str) -> dict[str, Any] | None:
+        """When and by which order a subject was erased (its `jejak.erasure` fact), or None."""
+        row = self.store.query_one("SELECT erased_at FROM jejak_subjects WHERE token = ?", (token,))
+        if row is None or row["erased_at"] is None:
+            return None
+        fact_id = f"jejak:erasure:{token[4:16]}"
+        index = self.store.index_of(fact_id)
+        entries = self.store.read_log_at([index]) if index is not None else []
+        fact = decode_leaf(entries[0][3])[0] if entries and entries[0][3] else {}
+        return {"fact_id": fact_id, "index": index, "order": fact.get("order"), "at": fact.get("at", row["erased_at"])}
 
     def record_internal(
         self, ftype: str, fact_id: str, fields: dict[str, Any], *, also: Callable[[Any], Any] | None = None
@@ -362,6 +443,10 @@ class Ledger:
         )
 
     # ------------------------------------------------------------------ reveal
+    def stored_id(self, fact_id: str) -> str:
+        """A fact id as the log stores it (its 16-digit runs tokenised): what to look a clear id up by."""
+        return self.preparer.stored_text(fact_id)
+
     def reveal(self, token: str) -> str | None:
         """The clear value behind a token, or None once erased."""
         self.reveal_many((token,))
@@ -370,53 +455,64 @@ class Ledger:
     def forget_reveals(self) -> None:
         """Drop every clear value opened so far (long-lived processes; see the API)."""
         self._reveal_cache = {}
+        self._json_tokens = set()
+
+    def _opened(self, rows: Iterable[Any]) -> Iterator[tuple[str, str]]:
+        for row in rows:
+            if row["sealed_dek"] is not None:
+                token = row["token"]
+                if row["kind"] == "extra":
+                    self._json_tokens.add(token)
+                yield token, self.sealer.open(token, bytes(row["sealed_dek"]), bytes(row["sealed_value"]))
 
     def reveal_many(self, tokens: Iterable[str]) -> None:
         """Open the given tokens' values with one query (then `reveal` answers from memory)."""
         wanted = sorted({t for t in tokens if is_token(t) and t not in self._reveal_cache})
         if not wanted:
             return
-        found = {}
-        with self.store.transaction(commit=False) as cursor:
-            for row in self.store.recorder.select_in(
-                cursor, "SELECT token, sealed_dek, sealed_value FROM jejak_subjects", "token", wanted
-            ):
-                if row["sealed_dek"] is not None:
-                    found[row["token"]] = self.sealer.open(
-                        row["token"], bytes(row["sealed_dek"]), bytes(row["sealed_value"]))
+        for attempt in (1, 2):
+            try:
+                with self.store.transaction(commit=False) as cursor:
+                    found = dict(self._opened(self.store.recorder.select_in(
+                        cursor, "SELECT token, kind, sealed_dek, sealed_value FROM jejak_subjects", "token", wanted)))
+                break
+            except VaultKeyGone:  # read just before an erasure by another process moved every key on
+                if attempt == 2:
+                    raise
         for token in wanted:
             self._reveal_cache[token] = found.get(token)
 
     def preload_reveals(self) -> None:
         """Open every live subject at once (for whole-store operator outputs)."""
-        for row in self.store.query(
-            "SELECT token, sealed_dek, sealed_value FROM jejak_subjects WHERE sealed_dek IS NOT NULL"
-        ):
-            self._reveal_cache[row["token"]] = self.sealer.open(
-                row["token"], bytes(row["sealed_dek"]), bytes(row["sealed_value"])
-            )
+        self._reveal_cache.update(self._opened(self.store.query(
+            "SELECT token, kind, sealed_dek, sealed_value FROM jejak_subjects WHERE sealed_dek IS NOT NULL")))
 
     def reveal_value(self, value: Any) -> Any:
-        if not is_token(value):
-            return value
-        clear = self.reveal(value)
-        return value if clear is None else clear
+        """A value of a protected fact with its tokens opened (whole or inside a
+        string, at any depth); an erased token stays as it is."""
+        if type(value) is str:
+            if not value.startswith(TOKEN_PREFIX) or not TOKEN_IN_TEXT.fullmatch(value):
+                return self.reveal_text(value) if TOKEN_PREFIX in value else value
+            clear = self.reveal(value)
+            if clear is None:
+                return value  # erased: the token is all that is left
+            return orjson.loads(clear) if value in self._json_tokens else clear
+        if isinstance(value, dict):
+            return {name: self.reveal_value(v) for name, v in value.items()}
+        if isinstance(value, list):
+            return [self.reveal_value(v) for v in value]
+        return value
+
+    def reveal_text(self, text: str) -> str:
+        """Text with every token inside it opened (a fact id, an anomaly's primary); erased ones stay tokens."""
+        def opened(match: re.Match[str]) -> str:
+            clear = self.reveal(match.group())
+            return match.group() if clear is None else clear
+
+        return TOKEN_IN_TEXT.sub(opened, text)
 
     def reveal_fact(self, protected: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        known = KNOWN_FIELDS.get(protected.get("type", ""), frozenset())
-        for name, value in protected.items():
-            if is_token(value):
-                clear = self.reveal(value)
-                if clear is None:
-                    out[name] = value  # erased: the token is all that is left
-                elif name in known:
-                    out[name] = clear  # a NIK, KK or text field: sealed as the string itself
-                else:
-                    out[name] = orjson.loads(clear)  # a field SPEC does not define: sealed as JSON
-            else:
-                out[name] = value
-        return out
+        return self.reveal_value(protected)
 
     def tokens_for(self, value: str, kinds: Sequence[str] = ("nik", "kk")) -> list[str]:
         return [self.tokenizer.token(kind, value) for kind in kinds]
@@ -455,6 +551,24 @@ class Ledger:
             if with_chain:
                 line["chain"] = chain.hex()
             yield line
+
+
+def open_vault(store: Store, settings: Settings, kek: bytes) -> Sealer:
+    """The sealer of this store: its vault-key generation (the first one made
+    for a new store, or one sealed before generations) and its key files."""
+    store_id = store.set_meta_once("vault.store_id", os.urandom(8).hex())
+    keys = VaultKeys(settings.resolved_vault_keys_dir(), store_id, kek)
+    generation = store.get_meta(store.recorder.VAULT_GENERATION)
+    if generation is None:
+        try:
+            keys.create(1)
+        except FileExistsError:  # another process made it first
+            pass
+        generation = store.set_meta_once(store.recorder.VAULT_GENERATION, "1")
+    sealer = Sealer(kek, keys, int(generation))
+    keys.key(sealer.generation)  # fails here, clearly, if the key file is missing
+    keys.destroy_before(sealer.generation)  # left by an erasure stopped between its commit and their destruction
+    return sealer
 
 
 def bounded_lines(stream: Any, limit: int) -> Iterator[bytes]:

@@ -13,6 +13,7 @@ import logging
 import os
 import pickle
 import queue
+import re
 import signal
 import struct
 import subprocess
@@ -23,11 +24,11 @@ from typing import Any, BinaryIO, Callable, Sequence
 
 import orjson
 
-from jejak.domain.errors import FactRejected, InvalidJSON, LineTooLong
+from jejak.domain.errors import FactRejected, InvalidJSON, LeafTooLarge, LineTooLong
 from jejak.domain.events import fact_originator_hex
 from jejak.domain.facts import KNOWN_FIELDS, PERSONAL_FIELDS, Fact, check_fact, readable_id
 from jejak.domain.nik import nik_is_possible
-from jejak.store.leaf import encode_leaf
+from jejak.store.leaf import MAX_LEAF_BYTES, encode_leaf
 from jejak.store.mapper import TOPICS, LeafMapper
 from jejak.store.recorders import FactRows, PreparedFact
 from jejak.store.vault import Sealer, Tokenizer
@@ -83,6 +84,7 @@ class PreparedBatch:
 
     rejected: list[Rejected] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)  # each fact's position in the batch
+    ids: list[str] = field(default_factory=list)  # each fact's id as sent (`rows.fact_ids` are as stored)
     rows: FactRows = field(default_factory=FactRows)
 
 
@@ -111,54 +113,123 @@ class FactPreparer:
         self.__init__(**state)  # type: ignore[misc]
 
     def protect(self, fact: Fact) -> PreparedFact:
-        """Replace personal fields by tokens; collect what the vault must seal."""
+        """Replace personal data by tokens; collect what the vault must seal."""
         protected, derived, subjects = self._protected(fact)
-        return PreparedFact(fact.id, self.mapper.stored_fact(protected, derived), tuple(subjects))
+        return PreparedFact(protected["id"], self.mapper.stored_fact(protected, derived), tuple(subjects))
 
     def _protected(self, fact: Fact) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str, str]]]:
-        """(protected fact, derived attributes, vault subjects) of a validated fact.
+        """(protected fact, derived attributes, vault subjects) of a validated
+        fact, as leaf format v2 has it (see `jejak.store.leaf`).
 
         A personal field (`PERSONAL_FIELDS`) holding a string is tokenised as
         itself; any field SPEC does not define for the type is tokenised from
-        its JSON (it may hold anything, so it is treated as personal text)."""
+        its JSON (it may hold anything, so it is treated as personal text);
+        in every other string each run of 16 or more digits is tokenised; a
+        public source's id is tokenised whole."""
         body = fact.body
         protected = dict(body)
         subjects: list[tuple[str, str, str]] = []
         token = self.tokenizer.token
         for name, kind in _PERSONAL_KINDS:
             value = body.get(name)
-            if isinstance(value, str):
+            if type(value) is str:
                 protected[name] = tok = token(kind, value)
                 subjects.append((tok, kind, value))
         known = KNOWN_FIELDS[fact.type]
         if not body.keys() <= known:
             for name in body.keys() - known:
                 value = body[name]
-                if name in PERSONAL_FIELDS and isinstance(value, str):
+                if name in PERSONAL_FIELDS and type(value) is str:
                     continue  # done above
-                text = orjson.dumps(value).decode()
-                protected[name] = tok = token("extra", text)
-                subjects.append((tok, "extra", text))
+                protected[name] = self._sealed_json("extra", value, subjects)
+        for name in _OTHER_FIELDS[fact.type]:  # every other field SPEC defines: 16-digit runs in its strings
+            value = body.get(name)
+            if type(value) is str:
+                if len(value) >= _RUN and _DIGIT_RUN.search(value):
+                    protected[name] = self._runs_tokenised(value, subjects)
+            elif isinstance(value, (dict, list)):
+                protected[name] = self._runs_tokenised_in(value, subjects)
+        source = body["source"]
+        protected_source = self._protected_source(source, subjects)
+        if protected_source is not source:
+            protected["source"] = protected_source
         derived = {"nik_possible": nik_is_possible(body["nik"])} if fact.type == "disbursement.ordered" else {}
         return protected, derived, subjects
 
+    def _sealed_json(self, kind: str, value: Any, subjects: list[tuple[str, str, str]]) -> str:
+        text = orjson.dumps(value).decode()
+        tok = self.tokenizer.token(kind, text)
+        subjects.append((tok, kind, text))
+        return tok
+
+    def _runs_tokenised(self, text: str, subjects: list[tuple[str, str, str]]) -> str:
+        """`text` with each maximal run of 16 or more digits replaced by its token."""
+        token = self.tokenizer.token
+
+        def replace(match: re.Match[str]) -> str:
+            run = match.group()
+            tok = token(DIGITS_KIND, run)
+            subjects.append((tok, DIGITS_KIND, run))
+            return tok
+
+        return _DIGIT_RUN.sub(replace, text)
+
+    def stored_text(self, text: str) -> str:
+        """A string as a leaf stores it outside personal fields (16-digit runs tokenised): the key to look
+        a fact up by its clear id, or an order by a clear reference."""
+        return self._runs_tokenised(text, []) if len(text) >= _RUN else text
+
+    def _runs_tokenised_in(self, value: Any, subjects: list[tuple[str, str, str]]) -> Any:
+        if isinstance(value, str):
+            return self._runs_tokenised(value, subjects) if len(value) >= _RUN else value
+        if isinstance(value, dict):
+            if all(type(v) is int for v in value.values()):
+                return value  # amounts or counts by component: nothing to tokenise
+            return {k: self._runs_tokenised_in(v, subjects) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._runs_tokenised_in(v, subjects) for v in value]
+        return value
+
+    def _protected_source(self, source: dict[str, Any], subjects: list[tuple[str, str, str]]) -> dict[str, Any]:
+        """A public source's id tokenised whole; another's, its digit runs; keys SPEC does not define, as JSON."""
+        source_id = source["id"]
+        if source["kind"] != "public" and len(source) == 2 and (len(source_id) < _RUN or not _DIGIT_RUN.search(source_id)):
+            return source  # the common case: nothing personal
+        out = dict(source)
+        if source["kind"] == "public":
+            out["id"] = tok = self.tokenizer.token(PUBLIC_SOURCE_KIND, source_id)
+            subjects.append((tok, PUBLIC_SOURCE_KIND, source_id))
+        elif len(source_id) >= _RUN and _DIGIT_RUN.search(source_id):
+            out["id"] = self._runs_tokenised(source_id, subjects)
+        if len(source) > 2:
+            for name in source.keys() - _SOURCE_FIELDS:
+                out[name] = self._sealed_json("extra", source[name], subjects)
+        return out
+
     def prepare(self, items: Sequence[bytes | str | dict[str, Any]]) -> PreparedBatch:
         batch = PreparedBatch()
-        append, slots = batch.rows.append, batch.slots
+        append, slots, ids = batch.rows.append, batch.slots, batch.ids
         for slot, item in enumerate(items):
             obj: Any = None
             try:
                 obj = item if isinstance(item, dict) else parse_json_line(item)
                 fact = check_fact(obj)
                 protected, derived, subjects = self._protected(fact)
+                leaf = encode_leaf(protected, derived)
+                if len(leaf) > MAX_LEAF_BYTES:
+                    raise LeafTooLarge(
+                        f"the fact's leaf would be {len(leaf):,} bytes, more than the {MAX_LEAF_BYTES:,} a log "
+                        f"entry may hold; shorten its free text or the fields SPEC does not define")
             except FactRejected as exc:
                 if obj is None and isinstance(exc, InvalidJSON):
                     obj = _lenient_parse(item)  # the id of a line orjson refuses may still be readable
                 batch.rejected.append(Rejected(slot, readable_id(obj), exc.code, exc.message))
                 continue
             # what `protect` gives, without building its stored event (the ingest hot path)
-            append(fact.id, fact_originator_hex(fact.id), TOPICS[fact.type], encode_leaf(protected, derived), subjects)
+            stored_id = protected["id"]
+            append(stored_id, fact_originator_hex(stored_id), TOPICS[fact.type], leaf, subjects)
             slots.append(slot)
+            ids.append(fact.id)
         if self.sealer is not None:
             self._seal_ahead(batch.rows)
         if self.events_encoder is not None:
@@ -184,6 +255,21 @@ class FactPreparer:
 
 #: Personal fields and the token kind of each (a KK or NIK keeps its own kind).
 _PERSONAL_KINDS = tuple((name, name if name in ("nik", "kk") else "text") for name in sorted(PERSONAL_FIELDS))
+#: Token kinds of a run of 16 or more digits inside another string, and of a public source's id.
+DIGITS_KIND = "digits"
+PUBLIC_SOURCE_KIND = "source"
+_RUN = 16
+_DIGIT_RUN = re.compile(r"[0-9]{16,}")
+_SOURCE_FIELDS = frozenset({"kind", "id"})
+#: Fields whose SPEC format leaves no room for 16 digits in a row (checked at validation): a choice, a
+#: month, date or period, a 10-digit region, a number, amounts or counts by component. Not `at`: RFC 3339
+#: allows any number of digits of a second.
+_NO_ROOM_FOR_A_RUN = frozenset({"type", "program", "channel", "decision", "status", "by", "period", "from", "until",
+                                "date", "region", "year", "amount", "max_members", "monthly", "annual", "components"})
+#: For each fact type, the fields SPEC defines whose strings may hold a run of 16 digits (personal and
+#: `source` fields aside).
+_OTHER_FIELDS = {ftype: tuple(sorted(known - PERSONAL_FIELDS - _NO_ROOM_FOR_A_RUN - {"source"}))
+                 for ftype, known in KNOWN_FIELDS.items()}
 
 
 # ------------------------------------------------------------ worker process

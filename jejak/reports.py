@@ -7,7 +7,6 @@ the clear identifiers, in the exact SPEC §3/§4 shapes. Public outputs use the
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any, Callable
 
@@ -18,8 +17,8 @@ from jejak.projections.engine import Thresholds, evaluate_anomalies
 from jejak.projections.anomalies import MODEL_THRESHOLDS, Anomalies
 from jejak.projections.readmodels import Balances, load_fact_rows
 from jejak.projections.runner import Projector
+from jejak.store.leaf import TOKEN_IN_TEXT
 
-TOKEN_RE = re.compile(r"tk1_[a-z2-7]{32}")
 #: Bump when the rule engine's output changes, so cached answers are dropped.
 ENGINE_VERSION = "2"
 
@@ -82,7 +81,13 @@ class Reports:
         return found
 
     def reveal_text(self, text: str) -> str:
-        return TOKEN_RE.sub(lambda m: self.ledger.reveal_value(m.group(0)), text)
+        return self.ledger.reveal_text(text)
+
+    def reveal_anomaly(self, anomaly: dict[str, Any]) -> dict[str, Any]:
+        """An anomaly with every token in it opened: `primary`, `subject`, `detail` and each fact id."""
+        reveal = self.ledger.reveal_text
+        return {**anomaly, "primary": reveal(anomaly["primary"]), "subject": reveal(anomaly["subject"]),
+                "facts": [reveal(fact_id) for fact_id in anomaly["facts"]], "detail": reveal(anomaly["detail"])}
 
     # ------------------------------------------------------------------ balances
     def balances(self, kk: str | None = None, *, reveal: bool = True) -> list[dict[str, Any]]:
@@ -128,13 +133,11 @@ class Reports:
         if reveal:
             # Only the tokens these anomalies name, in one query (opening every
             # subject of a big store costs about a second).
-            self.ledger.reveal_many({t for a in found for t in _tokens_in_text(a)})
-            for a in found:
-                a["primary"] = self.reveal_text(a["primary"])
-                a["subject"] = self.reveal_text(a["subject"])
-                a["detail"] = self.reveal_text(a["detail"])
+            self.ledger.reveal_many({t for a in found for t in _tokens_in_text(a, with_facts=True)})
+            found = [self.reveal_anomaly(a) for a in found]
         return found
 
 
-def _tokens_in_text(anomaly: dict[str, Any]) -> set[str]:
-    return set(TOKEN_RE.findall(" ".join((anomaly["primary"], anomaly["subject"], anomaly["detail"]))))
+def _tokens_in_text(anomaly: dict[str, Any], *, with_facts: bool = False) -> set[str]:
+    texts = [anomaly["primary"], anomaly["subject"], anomaly["detail"], *(anomaly["facts"] if with_facts else ())]
+    return set(TOKEN_IN_TEXT.findall(" ".join(texts)))

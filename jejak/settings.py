@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     #: Alternatively the two master secrets themselves (hex, 32 bytes each).
     pseudonym_key: str | None = Field(default=None, repr=False)
     kek: str | None = Field(default=None, repr=False)
+    #: Directory of the vault-key generations (written and destroyed by jejak, shared by
+    #: every process of a store; see docs/privacy.md). Default: the keys directory.
+    vault_keys_dir: Path | None = None
     #: Checkpoint origin line (C2SP tlog-checkpoint): identifies this log.
     origin: str = "jejak.local/bansos"
     #: Name of the checkpoint signing key.
@@ -99,3 +102,6 @@ class Settings(BaseSettings):
         if url.kind == "sqlite" and url.path != ":memory:":
             return Path(url.path + ".keys")
         return Path("./jejak-keys")
+
+    def resolved_vault_keys_dir(self) -> Path:
+        return self.vault_keys_dir if self.vault_keys_dir is not None else self.resolved_keys_dir()

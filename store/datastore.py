@@ -39,6 +39,21 @@ def _sqlite_has_log(path: str) -> bool:
         return False
 
 
+def _secure_delete_on(pool: Any) -> None:
+    """Every SQLite connection of the pool overwrites deleted content with
+    zeros (`PRAGMA secure_delete`), so a destroyed sealed key or value does
+    not linger in the file's free pages (set explicitly: builds differ in
+    their default)."""
+    create = pool._create_connection
+
+    def create_secure() -> Any:
+        connection = create()
+        connection._sqlite_conn.execute("PRAGMA secure_delete = ON")
+        return connection
+
+    pool._create_connection = create_secure
+
+
 def check_store_location(store: str) -> StoreURL:
     """The parsed store URL, if an SQLite store's directory exists (nothing is created here)."""
     url = parse_store_url(store)
@@ -93,6 +108,7 @@ class Store:
                 raise StoreMissing(url, "the file holds no jejak tables")
         if url.kind == "sqlite":
             datastore: Any = SQLiteDatastore(url.path, lock_timeout=30)
+            _secure_delete_on(datastore.pool)
             recorder: LogAppender = ChainedSQLiteRecorder(datastore)
         else:
             if not _probe_postgres(url) and must_exist:
@@ -313,6 +329,14 @@ class Store:
                 yield r["idx"], r["fact_id"], blob(r["chain"]), blob(r["leaf_hash"]), \
                     None if state is None else blob(state)
             start = rows[-1]["idx"] + 1
+
+    def leaves_naming(self, cursor: Any, needles: Sequence[str]) -> list[bytes]:
+        """Every stored leaf holding one of `needles` (tokens), by a full scan: an erasure's search."""
+        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        test = "position(%s::bytea in state) > 0" if self.is_postgres else "instr(state, ?) > 0"
+        cursor.execute(f"SELECT state FROM {table} WHERE " + " OR ".join(test for _ in needles),
+                       [needle.encode() for needle in needles])
+        return [blob(row["state"]) for row in cursor.fetchall()]
 
     def count_log_rows(self) -> int:
         return self.query_one("SELECT COUNT(*) AS n FROM jejak_log")["n"]

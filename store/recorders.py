@@ -471,16 +471,30 @@ class LogAppender:
         unknown = wanted - known_before if known_before else wanted
         missing = unknown - self._known_tokens(cursor, sorted(unknown)) if unknown else unknown
         sealed = []
+        if missing:
+            self.follow_vault_generation(cursor, sealer)
         for token in sorted(missing):
             kind, value = rows.subjects[token]
-            ahead = rows.sealed.get(token)  # sealed by the ingest worker
-            if ahead is None:
+            ahead = rows.sealed.get(token)  # sealed by the ingest worker (under the generation it knew)
+            if ahead is None or sealer.generation_of(ahead[0]) != sealer.generation:
                 s = sealer.seal(token, kind, value)
                 ahead = s.sealed_dek, s.sealed_value
             sealed.append((token, kind, *ahead))
         if sealed:
             self.bulk_insert(cursor, "jejak_subjects", ("token", "kind", "sealed_dek", "sealed_value"), sealed)
         return wanted
+
+
+    VAULT_GENERATION = "vault.generation"
+
+    def follow_vault_generation(self, cursor: Any, sealer: Any) -> int:
+        """Seal under the vault-key generation the store is at (an erasure by
+        another process may have moved it on); called with the write lock held."""
+        cursor.execute(self.sql("SELECT value FROM jejak_meta WHERE key = ?"), (self.VAULT_GENERATION,))
+        row = cursor.fetchone()
+        if row is not None and getattr(sealer, "vault_keys", None) is not None:
+            sealer.generation = int(row["value"])
+        return sealer.generation
 
 
 class ChainedSQLiteRecorder(LogAppender, SQLiteApplicationRecorder):

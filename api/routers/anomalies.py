@@ -79,8 +79,8 @@ def anomalies(
     lang = from_accept_language(request.headers.get("accept-language"))
     out = []
     for a in page:
-        out.append({**a, "primary": reports.reveal_text(a["primary"]), "subject": reports.reveal_text(a["subject"]),
-                    "detail": detail_in(reports.reveal_text(a["detail"]), lang)})
+        revealed = reports.reveal_anomaly(a)
+        out.append({**revealed, "detail": detail_in(revealed["detail"], lang)})
     if wants_csv(request, format):
         response = csv_response(out, COLUMNS, nxt, "anomalies")
     else:

@@ -26,7 +26,7 @@ def fact(
 ) -> FactEntry:
     """One fact by id, revealed, with its chain hash and inclusion proof against the latest checkpoint.
     A reconciler reads payment facts of its own channel only; any other id answers as an unknown one."""
-    idx = f.state.store.index_of(fact_id)
+    idx = f.state.store.index_of(f.state.ledger.stored_id(fact_id))
     found = {} if idx is None else entries_at(f.state.store, [idx])
     if idx not in found:
         raise ApiError(404, NO_FACT)

@@ -16,7 +16,7 @@ TRAIL_COLUMNS = ["index", "fact_id", "type", "at", "chain", "fact", "proof"]
 
 
 def trail_response(request, f: Fresh, who: Principal, reason: str, subject: str, kind, token: str, proof: bool,
-                   limit: int, cursor, format):
+                   limit: int, cursor, format, erased: dict | None = None):
     """One page of a trail (JSON bytes shaped as TrailOut, or CSV), recorded under the subject and
     every other family and person its facts name."""
     after = decode_cursor(cursor, "i") if cursor else -1
@@ -28,7 +28,7 @@ def trail_response(request, f: Fresh, who: Principal, reason: str, subject: str,
     if wants_csv(request, format):
         return csv_response(items, TRAIL_COLUMNS, nxt, f"{subject}-trail")
     return json_bytes_response({"subject": subject, "checkpoint_size": None if cp is None else cp.size,
-                                "items": items, "next_cursor": nxt})
+                                "items": items, "next_cursor": nxt, "erased": erased})
 
 
 @router.get("/{kk}/trail", response_model=TrailOut, responses={**V1_ERRORS, **CSV_OK})

@@ -28,4 +28,5 @@ def person_trail(
 ):
     """Every fact naming a person (and the settlements and returns of orders to them), in log order."""
     token = f.state.ledger.tokenizer.token("nik", nik)
-    return trail_response(request, f, who, reason, "person", PERSON, token, proof, limit, cursor, format)
+    erased = f.state.ledger.erasure_of(token)
+    return trail_response(request, f, who, reason, "person", PERSON, token, proof, limit, cursor, format, erased)

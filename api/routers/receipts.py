@@ -30,9 +30,9 @@ OrderId = Annotated[str, Path(pattern=FACT_ID_PATTERN, description="the order (d
 NO_RECEIPT = "no receipt matches this order id and code"
 
 
-def _order_row(f: Fresh, order_id: str) -> Any:
+def _order_row(f: Fresh, stored_id: str) -> Any:
     return f.state.store.query_one(
-        "SELECT idx, body FROM p_facts WHERE fact_id = ? AND type = ?", (order_id, "disbursement.ordered")
+        "SELECT idx, body FROM p_facts WHERE fact_id = ? AND type = ?", (stored_id, "disbursement.ordered")
     )
 
 
@@ -47,7 +47,7 @@ def issue(
     who: Annotated[Principal, Depends(require(*ANY_ROLE))],
 ) -> ReceiptIssued:
     """The receipt code to print on the recipient's payment slip (a reconciler: for its channel's orders)."""
-    row = _order_row(f, order_id)
+    row = _order_row(f, f.state.ledger.stored_id(order_id))
     if row is None or who.channel is not None and _load(row["body"]).get("channel") != who.channel:
         raise ApiError(404, "no order with this id")
     code = f.state.receipts.code(order_id)
@@ -76,6 +76,9 @@ def check(
     # unknown order give the same answer, in the same time.
     if not f.state.receipts.check(order_id, code):
         raise ApiError(404, NO_RECEIPT)
+    # The public answer names the order as the log stores it: an id holding a
+    # NIK or KK (16 digits) shows its token there, never the number.
+    order_id = f.state.ledger.stored_id(order_id)
     store = f.state.store
     idx = store.index_of(order_id)
     if idx is None:

@@ -250,7 +250,7 @@ def test_secrets_init_makes_what_the_stack_mounts_and_never_overwrites(tmp_path:
     assert again.returncode == 0 and set(json.loads(again.stdout)["kept"]) == names
     assert {n: (secrets / n).read_bytes() for n in names} == before
     prod = {**env, "JEJAK_PROFILE": "prod", "JEJAK_KEYS_DIR": str(secrets),  # as the containers run
-            "JEJAK_SIGNER_STATE_DIR": str(tmp_path / "signer")}
+            "JEJAK_SIGNER_STATE_DIR": str(tmp_path / "signer"), "JEJAK_VAULT_KEYS_DIR": str(tmp_path / "vault")}
     store = str(tmp_path / "s.db")
     for args in (["init"], ["checkpoint"], ["verify"]):
         r = subprocess.run([sys.executable, "-m", "jejak.cli", "--store", store, *args], env=prod,
