@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jejak.api.roles import RECONCILER, ROLES
 from jejak.domain.facts import CHANNELS
+from jejak.domain.nik import holds_sixteen_digits
 from jejak.store.datastore import Store
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ def create_token(ledger: "Ledger", name: str, role: str, *, channel: str | None 
         raise TokenError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if not NAME_RE.fullmatch(name):
         raise TokenError(f"name must be 1-64 characters of [A-Za-z0-9._-], got {name!r}")
+    if holds_sixteen_digits(name):  # the name enters the public log: never a NIK or KK
+        raise TokenError("a token name must not contain a NIK or KK (16 digits); name the person's office or role")
     if role == RECONCILER and channel not in CHANNELS:
         raise TokenError(f"a reconciler token is bound to one payment channel: --channel one of "
                          f"{', '.join(sorted(CHANNELS))}, got {channel!r}")
