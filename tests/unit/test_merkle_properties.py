@@ -249,3 +249,16 @@ def test_consistency_proof_errors_are_named() -> None:
         verify_consistency(7, 7, proof[:1], r7, r7)
     with pytest.raises(InvalidProof, match=r"proof\[1\]: expected 32-byte hash, got 31 bytes"):
         verify_consistency(3, 7, [proof[0], proof[1][:31], *proof[2:]], r3, r7)
+
+
+def test_an_inclusion_proof_hash_of_the_wrong_length_is_named() -> None:
+    from jejak.audit.errors import InvalidProof
+    from jejak.audit.merkle import MemoryNodeStore, inclusion_proof, leaf_hash, root_from_leaf_hashes, verify_inclusion
+
+    leaves = [leaf_hash(bytes([i])) for i in range(6)]
+    store = MemoryNodeStore()
+    store.append(0, leaves)
+    proof, root = inclusion_proof(2, 6, store), root_from_leaf_hashes(leaves)
+    verify_inclusion(2, 6, leaves[2], proof, root)
+    with pytest.raises(InvalidProof, match=r"proof\[1\]: expected 32-byte hash, got 33 bytes"):
+        verify_inclusion(2, 6, leaves[2], [proof[0], proof[1] + b"\x00", *proof[2:]], root)
