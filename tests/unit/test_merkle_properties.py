@@ -249,3 +249,37 @@ def test_consistency_proof_errors_are_named() -> None:
         verify_consistency(7, 7, proof[:1], r7, r7)
     with pytest.raises(InvalidProof, match=r"proof\[1\]: expected 32-byte hash, got 31 bytes"):
         verify_consistency(3, 7, [proof[0], proof[1][:31], *proof[2:]], r3, r7)
+
+
+def test_an_inclusion_proof_hash_of_the_wrong_length_is_named() -> None:
+    from jejak.audit.errors import InvalidProof
+    from jejak.audit.merkle import MemoryNodeStore, inclusion_proof, leaf_hash, root_from_leaf_hashes, verify_inclusion
+
+    leaves = [leaf_hash(bytes([i])) for i in range(6)]
+    store = MemoryNodeStore()
+    store.append(0, leaves)
+    proof, root = inclusion_proof(2, 6, store), root_from_leaf_hashes(leaves)
+    verify_inclusion(2, 6, leaves[2], proof, root)
+    with pytest.raises(InvalidProof, match=r"proof\[1\]: expected 32-byte hash, got 33 bytes"):
+        verify_inclusion(2, 6, leaves[2], [proof[0], proof[1] + b"\x00", *proof[2:]], root)
+
+
+def test_proof_length_errors_name_the_expected_length() -> None:
+    from jejak.audit.errors import InvalidProof
+    from jejak.audit.merkle import (
+        MemoryNodeStore, consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes, verify_consistency,
+        verify_inclusion,
+    )
+
+    leaves = [leaf_hash(bytes([i])) for i in range(7)]
+    store = MemoryNodeStore()
+    store.append(0, leaves)
+    root = root_from_leaf_hashes(leaves)
+    proof = inclusion_proof(4, 7, store)  # 2 inner + 1 border
+    with pytest.raises(InvalidProof, match="inclusion proof length: expected 3, got 2"):
+        verify_inclusion(4, 7, leaves[4], proof[:2], root)
+    for size1 in (3, 5, 6):
+        proof = consistency_proof(size1, 7, store)
+        want = len(proof)
+        with pytest.raises(InvalidProof, match=f"consistency proof length: expected {want}, got {want + 1}"):
+            verify_consistency(size1, 7, [*proof, proof[0]], root_from_leaf_hashes(leaves[:size1]), root)
