@@ -73,6 +73,7 @@ def forked_home(tmp: Path, store: str) -> Path:
     """A second working directory holding a copy of `tmp`'s keys, taken before
     anything is signed: the same key signs a second history (a misbehaving
     operator; the key's own signer state would refuse it in one place)."""
+    assert cli(tmp, "init", store=store).returncode == 0  # only ingest and init create a store and keys
     assert cli(tmp, "key", store=store).returncode == 0
     home = tmp / "forked"
     shutil.copytree(tmp / "keys", home / "keys")

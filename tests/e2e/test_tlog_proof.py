@@ -131,8 +131,8 @@ def test_damaged_tlog_proofs_are_refused(logged_sqlite) -> None:
 
 def test_json_proofs_still_verify_with_a_log_key(logged_sqlite) -> None:
     store, tmp, leaves, note, vkey = logged_sqlite
-    (tmp / "p.json").write_bytes(cli(tmp, "prove", "2", store=store).stdout)
     (tmp / "cp").write_text(cli(tmp, "checkpoint", store=store).stdout.decode())
+    (tmp / "p.json").write_bytes(cli(tmp, "prove", "2", store=store).stdout)  # against that checkpoint
     (tmp / "vkeys.txt").write_text(vkey + "\n")
     (tmp / "leaf").write_bytes(leaves[2])
     for key_args in (["--log-key", vkey], ["--key", str(tmp / "vkeys.txt")]):
