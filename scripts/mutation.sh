@@ -19,7 +19,6 @@ TIMEOUT="${JEJAK_MUTATION_TIMEOUT:-120}"
 
 # target -> module file | functions to mutate (empty: all) | tests
 declare -A MODULE FUNCS TESTS
-FUNCS[_]=""
 MODULE[merkle]=audit/merkle.py
 # what decides trust offline: hashing and proof verification (proof and tree
 # building is checked through these by the store tests); MERKLE_ALL=1: every function
