@@ -57,16 +57,22 @@ def with_numbers_in_ids(facts: list[dict]) -> tuple[list[dict], dict[str, str]]:
         return new
 
     order_ids = {f["id"]: renamed(f["id"], f["kk"]) for f in facts if f["type"] == "disbursement.ordered"}
+    complaint_ids = {f["id"]: renamed(f["id"], f.get("nik") or "3171010101800002")
+                     for f in facts if f["type"] == "complaint.filed"}
     companions: dict[str, str] = {}
     out = []
     for f in facts:
         g = dict(f)
         if f["id"] in order_ids:
             g["id"] = order_ids[f["id"]]
+        elif f["id"] in complaint_ids:
+            g["id"] = complaint_ids[f["id"]]
         else:
             g["id"] = renamed(f["id"], f.get("nik") or f.get("kk") or "3171010101800001")
         if "disbursement" in f:
             g["disbursement"] = order_ids.get(f["disbursement"]) or renamed(f["disbursement"], "9171010101800001")
+        if "complaint" in f:  # a resolution names its complaint as it was sent
+            g["complaint"] = complaint_ids.get(f["complaint"]) or renamed(f["complaint"], "9171010101800002")
         if "companion" in f:
             number = companions.setdefault(f["companion"], f"32{len(companions):014d}")
             g["companion"] = renamed(f["companion"], number, "-")
@@ -174,7 +180,7 @@ def test_public_api_shows_no_sixteen_digit_run(store_url: str, tmp_path: Path, n
             assert ledger.ingest_lines(lines).rejected == 0
         Reports(ledger).catch_up()
         size = Transparency(ledger.store, settings).issue_checkpoint().size
-        inspector_token = create_token(ledger.store, "inspector-v2", "inspector")
+        inspector_token = create_token(ledger, "inspector-v2", "inspector")
     order = next(f for f in facts if f["type"] == "disbursement.ordered")
     port = free_port()
     with ServerThread(create_app(settings), port), httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
@@ -262,7 +268,7 @@ def test_erasure_leaves_nothing_readable(store_url: str, tmp_path: Path, make_se
 
     settings = make_settings(store_url)  # the same keys directory as the CLI
     with Ledger.open(settings) as ledger:
-        token = create_token(ledger.store, "inspector-erasure", "inspector")
+        token = create_token(ledger, "inspector-erasure", "inspector")
     port = free_port()
     with ServerThread(create_app(settings), port), httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
         auth, reason = {"Authorization": f"Bearer {token}"}, {"reason": "audit"}
