@@ -53,6 +53,17 @@ _FORMS: list[tuple[str, str]] = [
      r"pendamping mencairkan untuk \1 keluarga pada \2 \3 (ambang \4)"),
     (rf"{_N} of {_N} credited unclaimed for ([0-9]+) days \(> ([0-9]+)\)",
      r"\1 dari \2 yang dikreditkan belum dicairkan selama \3 hari (> \4)"),
+    # SPEC v2 §5: the detail of barred_recipient / flagged_recipient is the register codes.
+    (r"((?:[a-z_]+)(?:,[a-z_]+)*)", r"terdaftar dalam register: \1"),
+    (rf"{_ID} resolution references no filed complaint",
+     r"penyelesaian (\1) merujuk pengaduan yang tidak pernah diajukan"),
+    (rf"complaint of {_D} says not received; ([0-9]+) pickup\(s\) of the order recorded on or before it \(first {_D}\)",
+     r"pengaduan tanggal \1 menyatakan bantuan tidak diterima; \2 pencairan atas perintah bayar itu tercatat "
+     r"pada atau sebelum tanggal itu (pertama \3)"),
+    (r"([0-9]+) pungli complaints name the companion \(threshold ([0-9]+)\)",
+     r"\1 pengaduan pungli menyebut pendamping ini (ambang \2)"),
+    (r"complaint open for ([0-9]+) days \(> ([0-9]+)\)",
+     r"pengaduan terbuka selama \1 hari (> \2)"),
 ]
 _COMPILED = [(re.compile(english), indonesian) for english, indonesian in _FORMS]
 
