@@ -59,7 +59,9 @@ def test_init_creates_an_empty_store_that_verifies_and_is_kept(tmp_path: Path) -
     r = run(tmp_path, "--store", store, "init")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["size"] == 0
-    assert {p.name for p in (tmp_path / "s.db.keys").iterdir()} == {"pseudonym.key", "kek.key", "checkpoint-keys.json"}
+    made = {p.name for p in (tmp_path / "s.db.keys").iterdir()}
+    vault = {name for name in made if name.startswith("vault-") and name.endswith(".key")}  # docs/privacy.md
+    assert made - vault == {"pseudonym.key", "kek.key", "checkpoint-keys.json"} and len(vault) == 1, made
     v = run(tmp_path, "--store", store, "verify")
     assert v.returncode == 0 and json.loads(v.stdout) == {"intact": True, "size": 0, "checkpoints": 0}
     assert run(tmp_path, "--store", store, "ingest", "-", stdin=json.dumps(FACT).encode() + b"\n").returncode == 0

@@ -175,6 +175,7 @@ def test_unusable_policies_exit_2(deployment: Deployment, mutate, problem: str) 
 def test_policy_for_another_log_exits_2(deployment: Deployment, tmp_path: Path) -> None:
     d = deployment
     other_keys = tmp_path / "other-keys"
+    assert _jejak(str(tmp_path / "other.db"), other_keys, "init").exit_code == 0
     other = _jejak(str(tmp_path / "other.db"), other_keys, "key").stdout.strip()
     bad = d.tmp / "other-policy.txt"
     bad.write_text(d.policy.read_text().replace(f"log {d.log_key}", f"log {other}"))
