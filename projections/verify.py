@@ -42,6 +42,8 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "p_order_totals": ("order_id",),
     "p_anom_rows": ("scope", "rnk", "prim"),
     "p_anom_unclaimed": ("scope", "order_id"),
+    "p_anom_overdue": ("scope", "complaint_id"),
+    "p_anom_compl": ("idx",),
     "p_anom_dirty": ("kind", "key"),
     "p_anom_comp": ("idx",),
     "p_anom_reps": ("idx",),
@@ -168,7 +170,7 @@ def _check_cache(scratch: Store, cache: Iterable[tuple[str, bytes]], version: st
     """Every cached `anomalies --as-of` answer of the current facts equals the engine's answer."""
     facts = None
     for key, body in sorted(cache):
-        engine_version, last, as_of, companions, days = key.split("|")
+        engine_version, last, as_of, *limits = key.split("|")  # jejak.reports: the thresholds in field order
         if engine_version != version:
             continue
         if facts is None:
@@ -176,7 +178,7 @@ def _check_cache(scratch: Store, cache: Iterable[tuple[str, bytes]], version: st
         if last != str(facts[-1]["seq"] if facts else -1):
             continue  # an answer for an older log: never served again
         expected = [a.to_dict() for a in evaluate_anomalies(
-            facts, None if as_of == "None" else date.fromisoformat(as_of), Thresholds(int(companions), int(days)))]
+            facts, None if as_of == "None" else date.fromisoformat(as_of), Thresholds(*map(int, limits)))]
         if orjson.loads(body) != expected:
             raise ReadModelMismatch(f"read model table p_anomaly_cache, row {{'key': {key!r}}}: expected the engine's "
                                     f"{len(expected)} anomalies, got {len(orjson.loads(body))} that differ",
