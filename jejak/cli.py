@@ -320,6 +320,24 @@ def open_store(store: str | None) -> Iterator[tuple[Any, Settings]]:
         opened.close()
 
 
+def _create_when_missing(store: str | None) -> None:
+    """Make an empty store and its keys (as `jejak init`) where none exists yet."""
+    from jejak.store.datastore import Store, StoreError, StoreMissing
+    from jejak.store.url import StoreURLError
+
+    settings = settings_for(store)
+    try:
+        Store.open(settings.store, must_exist=True).close()
+        return
+    except StoreMissing:
+        pass
+    except (StoreError, StoreURLError):
+        return  # open_store names the problem
+    with open_ledger(store, create=True) as ledger:
+        where = ledger.store.url.describe()
+    typer.echo(f"jejak: no store at {where}: created an empty one with its keys (as `jejak init`)", err=True)
+
+
 def _require_keys_dir(settings: Settings) -> None:
     from jejak.secrets import missing_keys_dir
 
@@ -459,10 +477,16 @@ def key(
     rotate: bool = typer.Option(False, "--rotate", help="Create a new signing key; old checkpoints stay verifiable"),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """Print the checkpoint verifier key (C2SP signed-note verifier key)."""
+    """Print the checkpoint verifier key (C2SP signed-note verifier key).
+
+    On a store that does not exist yet it first makes one, empty, as `jejak init`
+    does (and says so on stderr): the log's key is what a witness is given before
+    the log has any entry (SPEC §7). Keys are never created beside a store that
+    exists without them."""
     from jejak.audit.keys import KeyRing
     from jejak.transparency import Transparency, keyring_path, load_keyring
 
+    _create_when_missing(store)
     with open_store(store) as (opened, settings):
         _require_keys_dir(settings)
         if rotate:

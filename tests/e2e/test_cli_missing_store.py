@@ -20,7 +20,7 @@ JEJAK = [sys.executable, "-m", "jejak.cli"]
 FACT = {"id": "o-1", "type": "disbursement.ordered", "at": "2024-03-05T10:00:00+07:00",
         "source": {"kind": "kemensos", "id": "sp2d"}, "kk": "1275011104052510", "nik": "1275016708770229",
         "program": "PKH", "period": "2024-T1", "amount": 750000, "channel": "BRI"}
-READERS = [("verify",), ("balances",), ("anomalies",), ("export",), ("checkpoint",), ("key",), ("prove", "0"),
+READERS = [("verify",), ("balances",), ("anomalies",), ("export",), ("checkpoint",), ("prove", "0"),
            ("rebuild",), ("token", "list")]
 
 
@@ -67,6 +67,20 @@ def test_init_creates_an_empty_store_that_verifies_and_is_kept(tmp_path: Path) -
     assert run(tmp_path, "--store", store, "ingest", "-", stdin=json.dumps(FACT).encode() + b"\n").returncode == 0
     again = run(tmp_path, "--store", store, "init")
     assert again.returncode == 0 and json.loads(again.stdout)["size"] == 1
+
+
+def test_key_on_a_missing_store_makes_it_as_init_and_says_so(tmp_path: Path) -> None:
+    """A witness is given the log's key before the log has entries (SPEC §7): `key` makes
+    the store as `init` would, loudly, and the key then stays the store's."""
+    store = tmp_path / "new.db"
+    r = run(tmp_path, "--store", str(store), "key")
+    assert r.returncode == 0, r.stderr
+    assert "created an empty one" in r.stderr.decode() and str(store) in r.stderr.decode()
+    vkey = r.stdout.decode().strip()
+    assert vkey.startswith("jejak.local/bansos+") and store.is_file()
+    again = run(tmp_path, "--store", str(store), "key")
+    assert again.returncode == 0 and again.stdout.decode().strip() == vkey and again.stderr == b""
+    assert run(tmp_path, "--store", str(store), "verify").returncode == 0
 
 
 def test_a_missing_keys_directory_is_named_and_not_created(tmp_path: Path) -> None:
