@@ -20,6 +20,7 @@ import pytest
 from tests.e2e.conftest import Deployment, serve
 from tests.e2e.test_api_complaints import expected_complaints
 from tests.e2e.test_api_privacy import assert_no_personal_data
+from tests.e2e.test_web_page import browser  # noqa: F401  (the headless Chromium fixture)
 
 MIN = 5
 DIGITS = {"kota": 4, "kecamatan": 6, "desa": 10}
@@ -170,3 +171,33 @@ def test_no_personal_data_or_complaint_text(served: Deployment, client: httpx.Cl
             assert assert_no_personal_data(served, path, r) > 0
             assert SECRET not in r.text and "lapor:extra" not in r.text and "dinsos:extra" not in r.text
         assert client.post(path, content=b"{}").status_code == 405
+
+
+def test_the_public_page_shows_them(browser, served: Deployment, client: httpx.Client) -> None:  # noqa: F811
+    complaints = client.get("/public/v1/complaints/aggregates", params={"level": "kota", "limit": 1000}).json()["items"]
+    matches = client.get("/public/v1/register-matches", params={"level": "kota", "limit": 1000}).json()["items"]
+    context = browser.new_context(viewport={"width": 1200, "height": 1600})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(served.base_url + "/", wait_until="networkidle")
+        page.wait_for_selector("body[data-ready='1']", timeout=15000)
+        rows = page.eval_on_selector_all("#complaints tbody tr", "trs => trs.map(tr => [...tr.cells].map(c => c.innerText))")
+        assert len(rows) == len(complaints) and any(not c["suppressed"] for c in complaints)
+        for row, c in zip(rows, complaints):
+            assert row[1] == c["month"]
+            assert row[2:] == (["disembunyikan (< 5 pengaduan)"] if c["suppressed"] else [
+                str(c[k]) for k in ("filed", "resolved", "open", "overdue")] + [
+                "—" if c["median_days_to_resolve"] is None else f"{c['median_days_to_resolve']:n}".replace(".", ",")])
+        assert "Pungutan liar" in page.locator("#complaints").inner_text()
+        shown = page.eval_on_selector_all("#register-matches tbody tr", "trs => trs.map(tr => [...tr.cells].map(c => c.innerText))")
+        assert [r[2:] for r in shown] == [["disembunyikan (< 5 keluarga)"] if m["suppressed"] else [
+            str(m["matches"][k]) for k in REGISTER_RULES] for m in matches]
+        page.click("#lang")
+        assert "Illegal levy" in page.locator("#complaints").inner_text()
+        assert "Complaints by category" in page.locator("#complaints-section h2").inner_text()
+        assert SECRET not in page.content()
+        assert not errors, errors
+    finally:
+        context.close()
