@@ -10,7 +10,7 @@ import gc
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 
 from jejak.api.deps import ApiState
 from jejak.api.roles import fact_channel
@@ -148,6 +148,21 @@ class Cell:
     returned: int = 0
     anomalies: Counter = field(default_factory=Counter)
 
+    @property
+    def units(self) -> set[str]:
+        """What small-cell suppression counts: families."""
+        return self.families
+
+
+class Counted(Protocol):
+    """A cell that small-cell suppression can judge: the set of units it counts."""
+
+    @property
+    def units(self) -> set[str]: ...
+
+
+Key = tuple[Optional[str], str, Optional[str]]
+
 
 def money_by_order(view: FactView) -> dict[str, list[int]]:
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -198,22 +213,24 @@ PARENT_DIGITS = {"kota": None, "kecamatan": 4, "desa": 6}
 
 def hidden_cells(state: ApiState, size: int) -> dict[str, set[tuple[Optional[str], str, str]]]:
     """The cells not to publish, per level (see :func:`suppress`)."""
-    def compute() -> dict[str, set[tuple[Optional[str], str, str]]]:
-        hidden: dict[str, set[tuple[Optional[str], str, str]]] = {}
-        parent_hidden: set = set()
-        for level in ("kota", "kecamatan", "desa"):  # parents first
-            hidden[level] = suppress(cells(state, size, level), PARENT_DIGITS[level], parent_hidden)
-            parent_hidden = hidden[level]
-        return hidden
-
-    return state.cached(("hidden",), size, compute)
+    return state.cached(("hidden",), size, lambda: suppress_levels(lambda level: cells(state, size, level)))
 
 
-def suppress(level_cells: dict[tuple[Optional[str], str, str], Cell], parent_digits: Optional[int],
-             parent_hidden: set) -> set[tuple[Optional[str], str, str]]:
+def suppress_levels(cells_of: Callable[[str], Mapping[Key, Counted]]) -> dict[str, set[Key]]:
+    """:func:`suppress` at every level, parents first (a hidden parent makes one child hide)."""
+    hidden: dict[str, set[Key]] = {}
+    parent_hidden: set = set()
+    for level in ("kota", "kecamatan", "desa"):
+        hidden[level] = suppress(cells_of(level), PARENT_DIGITS[level], parent_hidden)
+        parent_hidden = hidden[level]
+    return hidden
+
+
+def suppress(level_cells: Mapping[Key, Counted], parent_digits: Optional[int], parent_hidden: set) -> set[Key]:
     """Small-cell suppression that differencing cannot undo, hiding as little as it can.
 
-    Primary: a cell of fewer than MIN_FAMILIES families. A published parent
+    Units are what a cell counts (`Cell`: families; complaint cells: complaints).
+    Primary: a cell of fewer than MIN_FAMILIES units. A published parent
     minus its published children gives the sum of its hidden children, so the
     hidden children of one parent must together hold at least MIN_FAMILIES
     families: the smallest others are hidden with them until they do
@@ -227,7 +244,7 @@ def suppress(level_cells: dict[tuple[Optional[str], str, str], Cell], parent_dig
         return (region[:parent_digits] if region else None, program, period)
 
     def size(key: tuple[Optional[str], str, str]) -> int:
-        return len(level_cells[key].families)
+        return len(level_cells[key].units)
 
     if parent_digits is None:
         return {key for key in level_cells if size(key) < MIN_FAMILIES}
@@ -238,21 +255,21 @@ def suppress(level_cells: dict[tuple[Optional[str], str, str], Cell], parent_dig
     for group, keys in groups.items():
         must_hide_one = group in parent_hidden
         here = {k for k in keys if size(k) < MIN_FAMILIES}
-        families = set().union(*(level_cells[k].families for k in here))
+        units = set().union(*(level_cells[k].units for k in here))
         rest = sorted((k for k in keys if k not in here), key=lambda k: (size(k), k[0] or "", k[1], period_key(k[2])))
         for key in rest:
-            if (here or not must_hide_one) and (not here or len(families) >= MIN_FAMILIES):
+            if (here or not must_hide_one) and (not here or len(units) >= MIN_FAMILIES):
                 break
             here.add(key)
-            families |= level_cells[key].families
+            units |= level_cells[key].units
         hidden |= here
     return hidden
 
 
-def suppressed_because(cell: Cell) -> str:
-    """Why a hidden cell is hidden: `small` (fewer than MIN_FAMILIES families) or
+def suppressed_because(cell: Counted) -> str:
+    """Why a hidden cell is hidden: `small` (fewer than MIN_FAMILIES units) or
     `protects_another` (hidden so that a small cell cannot be worked out by subtraction)."""
-    return "small" if len(cell.families) < MIN_FAMILIES else "protects_another"
+    return "small" if len(cell.units) < MIN_FAMILIES else "protects_another"
 
 
 def anomaly_counts(state: ApiState, size: int) -> dict[str, int]:

@@ -15,7 +15,7 @@ from jejak.api.deps import ApiState
 from jejak.api.errors import error_response, install_error_handlers
 from jejak.api.routers import (
     access_log, aggregates, anomalies, balances, checkpoints, complaints, facts, families, health, people, proofs,
-    receipts, registers, tlog, web,
+    public_complaints, receipts, registers, tlog, web,
 )
 from jejak.api.routers.web import STATIC
 from jejak.settings import Settings
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="jejak", version="1", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app, settings.api_retry_after)
     app.add_middleware(PublicReadOnly)
-    for module in (health, checkpoints, proofs, tlog, aggregates, web):
+    for module in (health, checkpoints, proofs, tlog, aggregates, public_complaints, web):
         app.include_router(module.router)
     app.include_router(tlog.witnesses_router)
     app.include_router(receipts.public)

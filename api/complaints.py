@@ -25,9 +25,13 @@ def default_as_of(state: ApiState) -> dt.date | None:
     return None if row is None else dt.date.fromisoformat(row["day"])
 
 
-def complaint_rows(state: ApiState, *, complaint_id: str | None = None) -> tuple[list[dict[str, Any]], dt.date | None]:
+def complaint_rows(state: ApiState, *, complaint_id: str | None = None,
+                   payment_channel: str | None = None) -> tuple[list[dict[str, Any]], dt.date | None]:
     """Every complaint (or the one of that id) in ledger order, with status, outcome and
-    overdue; personal fields still tokens. Also the as-of date."""
+    overdue; personal fields still tokens. Also the as-of date.
+
+    With `payment_channel` (a reconciler's), only the complaints whose `disbursement`
+    names an order of that channel."""
     where, params = ("type = ? OR type = ?", (COMPLAINT, RESOLUTION))
     if complaint_id is not None:
         where = "(type = ? AND fact_id = ?) OR (type = ? AND idx IN (SELECT idx FROM p_anom_compl WHERE complaint = ?))"
@@ -39,9 +43,12 @@ def complaint_rows(state: ApiState, *, complaint_id: str | None = None) -> tuple
     for f in facts:
         if f["type"] == RESOLUTION:
             resolutions.setdefault(f["complaint"], []).append(f)
+    channels = None if payment_channel is None else _order_channels(state)
     rows = []
     for f in facts:
         if f["type"] != COMPLAINT:
+            continue
+        if channels is not None and channels.get(f.get("disbursement")) != payment_channel:
             continue
         mine = resolutions.get(f["id"], [])
         day = f["at"][:10]
@@ -54,6 +61,16 @@ def complaint_rows(state: ApiState, *, complaint_id: str | None = None) -> tuple
             "overdue": days is not None and days > limit,
         })
     return rows, as_of
+
+
+def _order_channels(state: ApiState) -> dict[str, str]:
+    """The payment channel of every order a complaint names (by the first recording of the id)."""
+    orders = load_fact_rows(state.store, "type = ? AND fact_id IN (SELECT ref FROM p_facts WHERE type = ?)",
+                            ("disbursement.ordered", COMPLAINT))
+    out: dict[str, str] = {}
+    for order in orders:
+        out.setdefault(order["id"], order["channel"])
+    return out
 
 
 def reveal_rows(state: ApiState, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

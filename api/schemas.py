@@ -116,6 +116,60 @@ class SummaryOut(BaseModel):
     anomalies: dict[str, int] = Field(description="anomaly count by rule, whole log")
 
 
+Level = Literal["kota", "kecamatan", "desa"]
+Suppression = Optional[Literal["small", "protects_another"]]
+
+
+class ComplaintCellOut(BaseModel):
+    """Complaints (SPEC v2 §6) of one region, category and month (of date(filed.at))."""
+    level: Level
+    region: str = Field(description="region code prefix (4, 6 or 10 digits) of the complaint's `region`")
+    region_name: Optional[str] = Field(None, description="kecamatan or desa (kelurahan) name of the region code")
+    category: str
+    month: str = Field(description="YYYY-MM of the complaint's local date")
+    suppressed: bool = Field(description="true when hidden: every count is null")
+    suppressed_because: Suppression = Field(
+        None, description="`small`: fewer than `min_complaints` complaints; `protects_another`: hidden so that a "
+                          "small cell cannot be worked out by subtracting published cells from their total")
+    filed: Optional[int]
+    resolved: Optional[int] = Field(description="complaints a resolution names")
+    open: Optional[int]
+    overdue: Optional[int] = Field(description="open for more than `complaint_days` days at `as_of`")
+    median_days_to_resolve: Optional[float] = Field(
+        description="median of the days from the complaint's local date to its latest resolution's; null when none "
+                    "is resolved")
+
+
+class ComplaintAggregatesOut(BaseModel):
+    level: Level
+    min_complaints: int
+    as_of: Optional[str] = Field(description="the date `overdue` is judged at: the latest fact's local date")
+    complaint_days: int
+    items: list[ComplaintCellOut]
+    next_cursor: Optional[str]
+
+
+class RegisterMatchRow(BaseModel):
+    """Orders whose recipient was on a register (SPEC v2 §5) in one region and program, summed over the
+    published aid cells (periods) of the region; hidden ones are left out."""
+    level: Level
+    region: Optional[str] = Field(description="region code prefix; null = no eligibility decision known")
+    region_name: Optional[str] = None
+    program: str
+    suppressed: bool = Field(description="true when every aid cell (period) of the region and program is hidden")
+    published_cells: int = Field(description="aid cells (periods) counted")
+    hidden_cells: int = Field(description="aid cells (periods) left out because they are hidden")
+    matches: Optional[dict[str, int]] = Field(
+        description="orders that fired each rule: `asn_recipient`, `barred_recipient`, `flagged_recipient`")
+
+
+class RegisterMatchesOut(BaseModel):
+    level: Level
+    min_families: int
+    items: list[RegisterMatchRow]
+    next_cursor: Optional[str]
+
+
 class ReceiptAmounts(BaseModel):
     ordered: int
     credited: int

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -49,13 +49,21 @@ async def aggregates(
         page, nxt = _cells_page(f, level, program, period, region, limit, cursor)
         return AggregatesOut(level=level, min_families=MIN, items=page, next_cursor=nxt).model_dump_json().encode()
 
-    # The same answer for everyone until a fact is added: serve the cached bytes,
-    # on the event loop when they are cached (no thread hop), else computed in a thread.
-    key = ("aggregates", level, program, period, region, limit, cursor)
+    return await cached_public(f, ("aggregates", level, program, period, region, limit, cursor), render)  # type: ignore[return-value]
+
+
+async def cached_public(f: Fresh, key: tuple, render: Callable[[], bytes]) -> Response:
+    """The same answer for everyone until a fact is added: serve the cached bytes,
+    on the event loop when they are cached (no thread hop), else computed in a thread."""
     body = f.state.cached_response_hit(key, f.version)
     if body is None:
         body = await run_in_threadpool(f.state.cached_response, key, f.version, render)
-    return Response(body, media_type="application/json")  # type: ignore[return-value]
+    return Response(body, media_type="application/json")
+
+
+def within_region(code: Optional[str], region: Optional[str]) -> bool:
+    """Whether a cell of region `code` is asked for by the filter `region` (inside it, or containing it)."""
+    return region is None or code is not None and (code.startswith(region) or region.startswith(code))
 
 
 def _cells_page(f: Fresh, level: str, program: Optional[str], period: Optional[str], region: Optional[str],
@@ -69,7 +77,7 @@ def _cells_page(f: Fresh, level: str, program: Optional[str], period: Optional[s
         reg, prog, per = key
         if program and prog != program or period and per != period:
             continue
-        if region and (reg is None or not (reg.startswith(region) or region.startswith(reg))):
+        if not within_region(reg, region):
             continue
         cell = cells[key]
         name = names.name(reg)

@@ -1,8 +1,10 @@
-"""Complaints (SPEC v2 §6) for inspectors: a filtered list (JSON or CSV) and one
-complaint with its resolutions, the payment it names and its family's trail.
+"""Complaints (SPEC v2 §6): a filtered list (JSON or CSV) and one complaint with
+its resolutions, the payment it names and its family's trail.
 
-Reconcilers (a bank's or Pos's team) get 403: tokens carry no channel yet, so
-they cannot be limited to complaints about their own channel's payments."""
+A reconciler (a bank's or Pos's team, bound to one payment channel) sees only
+the complaints whose `disbursement` names an order of its channel; any other
+complaint is absent from its list and answers 404 like an unknown id. It never
+gets the family trail (reconcilers never see trails)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from jejak.api.common import (
     decode, encode_cursor, entries_at, json_bytes_response, page_by_offset, wants_csv,
 )
 from jejak.api.complaints import complaint_rows, reveal_rows
-from jejak.api.deps import INSPECTOR, Fresh, audit_access, fresh, require
+from jejak.api.deps import ANY_ROLE, Fresh, audit_access, fresh, require
 from jejak.api.errors import ApiError
 from jejak.api.schemas import ComplaintOut, ComplaintRow, ComplaintsOut
 from jejak.api.tokens import Principal
@@ -35,7 +37,7 @@ def complaints(
     request: Request,
     reason: Reason,
     f: Annotated[Fresh, Depends(fresh)],
-    who: Annotated[Principal, Depends(require(*INSPECTOR))],
+    who: Annotated[Principal, Depends(require(*ANY_ROLE))],
     channel: Optional[Channel] = None,
     category: Optional[Category] = None,
     region: Annotated[Optional[str], Query(pattern=REGION_PATTERN, description="region code prefix: kota (4), kecamatan (6) or desa (10 digits)")] = None,
@@ -49,7 +51,7 @@ def complaints(
     """Complaints in ledger order with their status (open until a resolution names them) and whether they are overdue."""
     state = f.state
     token = state.ledger.tokenizer.token("kk", kk) if kk else None
-    rows, as_of = complaint_rows(state)
+    rows, as_of = complaint_rows(state, payment_channel=who.channel)
     rows = [r for r in rows
             if (channel is None or r["channel"] == channel) and (category is None or r["category"] == category)
             and (region is None or r["region"].startswith(region)) and (status is None or r["status"] == status)
@@ -69,13 +71,13 @@ def complaint(
     complaint_id: Annotated[str, Path(pattern=FACT_ID_PATTERN, description="the complaint's fact id")],
     reason: Reason,
     f: Annotated[Fresh, Depends(fresh)],
-    who: Annotated[Principal, Depends(require(*INSPECTOR))],
+    who: Annotated[Principal, Depends(require(*ANY_ROLE))],
 ):
     """One complaint, revealed: its resolutions, the order it names with every fact on that order, and the first
     page of its family's trail (the complaint's kk, else the order's)."""
     state = f.state
     store = state.store
-    rows, _ = complaint_rows(state, complaint_id=complaint_id)
+    rows, _ = complaint_rows(state, complaint_id=complaint_id, payment_channel=who.channel)
     if not rows:
         raise ApiError(404, "no complaint with this id")
     row = rows[0]
@@ -96,7 +98,8 @@ def complaint(
     def entries(idxs):
         return entry_dicts(state, [(i, *found[i]) for i in idxs if i in found], with_proof=False, checkpoint=cp)
 
-    trail, more = trail_page(state, FAMILY, family, -1, TRAIL_PAGE) if family else ([], False)
+    with_trail = family and who.channel is None
+    trail, more = trail_page(state, FAMILY, family, -1, TRAIL_PAGE) if with_trail else ([], False)
 
     own = store.index_of(complaint_id)
     return json_bytes_response({

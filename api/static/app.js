@@ -38,6 +38,14 @@ const I18N = {
     r_flagged_recipient: "Penerima tidak miskin (indikator)", r_complaint_overdue: "Pengaduan melewati batas waktu",
     r_disputed_pickup: "Pencairan disanggah", r_companion_complaints: "Pengaduan pungli terhadap pendamping",
     r_unknown_complaint: "Penyelesaian tanpa pengaduan",
+    complaintsTitle: "Pengaduan per kategori dan bulan (seluruh kota)", category: "Kategori", month: "Bulan",
+    filed: "Diajukan", resolved: "Diselesaikan", open: "Terbuka", overdue: "Melewati batas",
+    medianDays: "Median hari penyelesaian", hiddenComplaint: "disembunyikan (< 5 pengaduan)",
+    complaintsNote: "Sel dengan kurang dari 5 pengaduan disembunyikan. Terlambat: terbuka lebih dari {d} hari pada {date}.",
+    registersTitle: "Penerima yang tercatat di register (seluruh kota)",
+    registersNote: "Jumlah perintah bayar, bukan nama: hanya periode yang dipublikasikan di atas.",
+    c_not_received: "Belum diterima", c_wrong_amount: "Nominal salah", c_pungli: "Pungutan liar",
+    c_inclusion_error: "Salah sasaran (tidak layak)", c_exclusion_error: "Layak tapi tidak terdaftar", c_other: "Lainnya",
   },
   en: {
     title: "Jejak — Social Assistance Transparency",
@@ -75,13 +83,21 @@ const I18N = {
     r_flagged_recipient: "Recipient flagged as not poor", r_complaint_overdue: "Complaint overdue",
     r_disputed_pickup: "Disputed pickup", r_companion_complaints: "Illegal-levy complaints against a companion",
     r_unknown_complaint: "Resolution of an unknown complaint",
+    complaintsTitle: "Complaints by category and month (whole city)", category: "Category", month: "Month",
+    filed: "Filed", resolved: "Resolved", open: "Open", overdue: "Overdue",
+    medianDays: "Median days to resolve", hiddenComplaint: "suppressed (< 5 complaints)",
+    complaintsNote: "Cells with fewer than 5 complaints are hidden. Overdue: open for more than {d} days on {date}.",
+    registersTitle: "Recipients found on a register (whole city)",
+    registersNote: "Numbers of payment orders, never names: the published periods above only.",
+    c_not_received: "Not received", c_wrong_amount: "Wrong amount", c_pungli: "Illegal levy",
+    c_inclusion_error: "Inclusion error", c_exclusion_error: "Exclusion error", c_other: "Other",
   },
 };
 
 let lang = localStorage.getItem("jejak.lang") || "id";
 const t = (k) => (I18N[lang][k] ?? I18N.id[k] ?? k);
 const $ = (sel) => document.querySelector(sel);
-const state = { summary: null, checkpoint: null, cells: {}, lastReceipt: null, noteCheck: null };
+const state = { summary: null, checkpoint: null, cells: {}, lastReceipt: null, noteCheck: null, complaints: null, registerMatches: null };
 
 function rupiah(n) {
   return "Rp" + new Intl.NumberFormat(lang === "id" ? "id-ID" : "en-US").format(n);
@@ -119,7 +135,7 @@ function applyLang() {
   document.documentElement.lang = lang;
   document.querySelectorAll("[data-i18n]").forEach((e) => { e.textContent = t(e.dataset.i18n); });
   $("#lang").textContent = lang === "id" ? "English" : "Bahasa Indonesia";
-  renderTotals(); renderChart(); renderAnomalies(); renderCheckpoint();
+  renderTotals(); renderChart(); renderAnomalies(); renderComplaints(); renderRegisterMatches(); renderCheckpoint();
   if (state.lastReceipt) showReceipt(...state.lastReceipt);
 }
 
@@ -239,6 +255,36 @@ function renderAnomalies() {
   body.replaceChildren();
   for (const [rule, n] of Object.entries(state.summary.anomalies)) {
     body.append(el("tr", { "data-rule": rule }, el("td", { title: rule }, t("r_" + rule)), el("td", {}, num(n))));
+  }
+}
+
+// --------------------------------------------- complaints, register matches
+function renderComplaints() {
+  const data = state.complaints;
+  if (!data) return;
+  const body = $("#complaints tbody");
+  body.replaceChildren();
+  for (const c of data.items) {
+    const label = el("td", { title: c.category }, t("c_" + c.category));
+    const figures = c.suppressed ? [el("td", { colspan: "5", class: "muted" }, t("hiddenComplaint"))]
+      : [c.filed, c.resolved, c.open, c.overdue].map((n) => el("td", {}, num(n)))
+        .concat([el("td", {}, c.median_days_to_resolve === null ? "—" : num(c.median_days_to_resolve))]);
+    body.append(el("tr", { "data-category": c.category, "data-month": c.month, "data-suppressed": String(c.suppressed) },
+      label, el("td", {}, c.month), ...figures));
+  }
+  $("#complaints-note").textContent = t("complaintsNote").replace("{d}", num(data.complaint_days)).replace("{date}", data.as_of || "—");
+}
+
+function renderRegisterMatches() {
+  const data = state.registerMatches;
+  if (!data) return;
+  const body = $("#register-matches tbody");
+  body.replaceChildren();
+  for (const r of data.items) {
+    const figures = r.suppressed ? [el("td", { colspan: "3", class: "muted" }, t("suppressed"))]
+      : ["asn_recipient", "barred_recipient", "flagged_recipient"].map((rule) => el("td", { "data-rule": rule }, num(r.matches[rule])));
+    body.append(el("tr", { "data-program": r.program, "data-region": r.region || "" },
+      el("td", {}, r.region ? regionLabel(r.region) : "—"), el("td", {}, r.program), ...figures));
   }
 }
 
@@ -401,6 +447,10 @@ async function boot() {
   $("#program").addEventListener("change", renderChart);
   try { await loadCheckpoint(); } catch (e) { state.checkpoint = null; }
   state.summary = await getJSON("/public/v1/summary");
+  [state.complaints, state.registerMatches] = await Promise.all([
+    getJSON("/public/v1/complaints/aggregates?level=kota&limit=1000"),
+    getJSON("/public/v1/register-matches?level=kota&limit=1000"),
+  ]);
   for (const r of state.summary.regions) $("#region").append(el("option", { value: r }, regionLabel(r)));
   let resized;
   window.addEventListener("resize", () => { clearTimeout(resized); resized = setTimeout(renderChart, 150); });

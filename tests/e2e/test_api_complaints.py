@@ -1,6 +1,7 @@
 """Inspector API for SPEC v2: complaints (list, filters, CSV, one complaint with
 its payment and family trail) and a person's register listings, over real
-HTTP on the planted generation; reconcilers get none of it."""
+HTTP on the planted generation; reconcilers get the complaints about their own
+channel's payments only, and no registers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import csv
 import datetime as dt
 import io
 
-from tests.e2e.conftest import Deployment
+from tests.e2e.conftest import RECONCILER_CHANNEL, Deployment
 from tests.e2e.test_api_lists import REASON, collect
 
 OPTIONAL = ("kk", "nik", "disbursement", "companion", "text")
@@ -93,13 +94,28 @@ def test_register_listings_of_a_person(deployment: Deployment, inspector) -> Non
     assert empty["items"] == []
 
 
-def test_reconcilers_see_no_complaints_or_registers(deployment: Deployment, reconciler) -> None:
-    cid = next(f["id"] for f in deployment.facts if f["type"] == "complaint.filed")
+def test_reconcilers_see_the_complaints_about_their_own_channel_only(deployment: Deployment, reconciler) -> None:
+    orders = {f["id"]: f for f in deployment.facts_of_type("disbursement.ordered")}
+    want = [c for c in expected_complaints(deployment.facts)
+            if c["disbursement"] in orders and orders[c["disbursement"]]["channel"] == RECONCILER_CHANNEL]
+    others = [c for c in expected_complaints(deployment.facts) if c not in want]
+    assert want and others and any(c["disbursement"] in orders for c in others)
+    assert collect(reconciler, "/v1/complaints", **REASON, limit=1000) == want
+    assert collect(reconciler, "/v1/complaints", **REASON, limit=2) == want
+    assert collect(reconciler, "/v1/complaints", **REASON, status="open", limit=1000) == [
+        c for c in want if c["status"] == "open"]
+    for c in want:
+        body = reconciler.get(f"/v1/complaints/{c['complaint_id']}", params=REASON).json()
+        assert body["complaint"] == c and body["family_trail"] == [] and body["family_trail_next_cursor"] is None
+        assert {e["fact"].get("channel", RECONCILER_CHANNEL) for e in body["payment"]} == {RECONCILER_CHANNEL}
+    unknown = reconciler.get("/v1/complaints/no-such-complaint", params=REASON)
+    for c in others:  # another channel's payment, an unknown order, no order: as an unknown id
+        r = reconciler.get(f"/v1/complaints/{c['complaint_id']}", params=REASON)
+        assert (r.status_code, r.json()["message"]) == (404, unknown.json()["message"]), c["complaint_id"]
     nik = next(f["nik"] for f in deployment.facts if f["type"] == "register.listed")
-    for path in ("/v1/complaints", f"/v1/complaints/{cid}", f"/v1/people/{nik}/registers"):
-        assert reconciler.get(path, params=REASON).status_code == 403, path
+    assert reconciler.get(f"/v1/people/{nik}/registers", params=REASON).status_code == 403
     # a fact that is not theirs answers as one that does not exist (docs/roles-and-integrity.md)
-    assert reconciler.get(f"/v1/facts/{cid}", params=REASON).status_code == 404
+    assert reconciler.get(f"/v1/facts/{others[0]['complaint_id']}", params=REASON).status_code == 404
 
 
 def test_a_reason_with_a_nul_character_is_refused_not_a_server_error(deployment: Deployment, inspector) -> None:

@@ -62,10 +62,19 @@ def public_requests(deployment: Deployment, spec: dict, receipt: tuple[str, str]
     order_id, code = receipt
     period = next(f["period"] for f in deployment.facts if f["type"] == "disbursement.ordered")
     region = next(f["region"] for f in deployment.facts if f["type"] == "eligibility.decided")
+    complaint_month = next(f["at"][:7] for f in deployment.facts if f["type"] == "complaint.filed")
     variants: dict[str, list[dict]] = {
         "/public/v1/aggregates": [
             {"level": lvl, **extra} for lvl in ("kota", "kecamatan", "desa")
             for extra in ({}, {"program": "PKH"}, {"period": period}, {"region": region[:6]})
+        ],
+        "/public/v1/complaints/aggregates": [
+            {"level": lvl, **extra} for lvl in ("kota", "kecamatan", "desa")
+            for extra in ({}, {"category": "pungli"}, {"month": complaint_month}, {"region": region[:6]})
+        ],
+        "/public/v1/register-matches": [
+            {"level": lvl, **extra} for lvl in ("kota", "kecamatan", "desa")
+            for extra in ({}, {"program": "PKH"}, {"region": region[:6]})
         ],
         "/public/v1/proofs/inclusion": [{"index": 0}, {"index": 5, "size": 10}, {"index": deployment.checkpoint_size - 1}],
         "/public/v1/proofs/consistency": [{"size1": 1}, {"size1": 10, "size2": 100}],
