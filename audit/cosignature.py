@@ -15,17 +15,15 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .errors import MalformedKey, MalformedNote, SignatureInvalid
 from .note import (
+    TypedEd25519Key,
     SIG_PREFIX,
     Signature,
     decode_key_fields,
-    is_valid_name,
-    key_id,
     parse_signature_line,
-    split_key_text,
     typed_key,
 )
 
@@ -87,27 +85,12 @@ def cosignature_from(sig: Signature, raw: bytes) -> Cosignature:
     return Cosignature(sig.name, sig.key_id, timestamp, raw[8:])
 
 
-class CosignatureVerifier:
-    """A witness's cosignature/v1 verifier key: `<name>+<hex key id>+<base64(0x04 ‖ public key)>`."""
+class CosignatureVerifier(TypedEd25519Key):
+    """A witness's cosignature/v1 verifier key: `<name>+<hex key id>+<base64(0x04 ‖ public key)>`
+    (a key of another type, e.g. a log's 0x01 key, is refused)."""
 
-    def __init__(self, name: str, public_key: bytes) -> None:
-        if not is_valid_name(name):
-            raise MalformedKey(f"invalid key name {name!r}")
-        if len(public_key) != 32:
-            raise MalformedKey(f"public key: expected 32 bytes, got {len(public_key)}")
-        self.name = name
-        self.public_key = public_key
-        self.key_id = key_id(name, bytes([ALG_COSIGNATURE_V1]) + public_key)
-        self._key = Ed25519PublicKey.from_public_bytes(public_key)
-
-    @classmethod
-    def from_key_text(cls, text: str) -> "CosignatureVerifier":
-        """Parse a type 0x04 vkey; any other type (e.g. a log's 0x01 key) is refused."""
-        name, kid, key = split_key_text(text)
-        verifier = cls(name, typed_key(key, ALG_COSIGNATURE_V1, _KIND))
-        if verifier.key_id != kid:
-            raise MalformedKey(f"verifier key id: expected {verifier.key_id:08x}, got {kid:08x}")
-        return verifier
+    ALG = ALG_COSIGNATURE_V1
+    KIND = _KIND
 
     def key_text(self) -> str:
         key64 = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + self.public_key).decode()

@@ -93,8 +93,12 @@ def _parse_key_fields(name: str, hex_id: str, key64: str) -> tuple[int, bytes]:
     return kid, typed_key(key, ALG_ED25519, "Ed25519 signed note")
 
 
-class Verifier:
-    """An Ed25519 note verifier: `<name>+<hex key id>+<base64(0x01 ‖ public key)>`."""
+class TypedEd25519Key:
+    """An Ed25519 verifier key of one signature type (`ALG`, the vkey's first byte):
+    `<name>+<hex key id>+<base64(ALG ‖ public key)>`, key id = SHA-256(name ‖ "\n" ‖ ALG ‖ key)[:4]."""
+
+    ALG: int
+    KIND: str
 
     def __init__(self, name: str, public_key: bytes) -> None:
         if not is_valid_name(name):
@@ -103,16 +107,24 @@ class Verifier:
             raise MalformedKey(f"public key: expected 32 bytes, got {len(public_key)}")
         self.name = name
         self.public_key = public_key
-        self.key_id = key_id(name, bytes([ALG_ED25519]) + public_key)
+        self.key_id = key_id(name, bytes([self.ALG]) + public_key)
         self._key = Ed25519PublicKey.from_public_bytes(public_key)
 
     @classmethod
-    def from_key_text(cls, text: str) -> "Verifier":
+    def from_key_text(cls, text: str):
+        """Parse a vkey of this type; a key of any other type is refused."""
         name, kid, key = split_key_text(text)
-        v = cls(name, typed_key(key, ALG_ED25519, "Ed25519 signed note"))
+        v = cls(name, typed_key(key, cls.ALG, cls.KIND))
         if v.key_id != kid:
             raise MalformedKey(f"verifier key id: expected {v.key_id:08x}, got {kid:08x}")
         return v
+
+
+class Verifier(TypedEd25519Key):
+    """An Ed25519 note verifier: `<name>+<hex key id>+<base64(0x01 ‖ public key)>`."""
+
+    ALG = ALG_ED25519
+    KIND = "Ed25519 signed note"
 
     def key_text(self) -> str:
         key64 = base64.b64encode(bytes([ALG_ED25519]) + self.public_key).decode()
